@@ -1,0 +1,84 @@
+//! `sensorcontainer`: runs every enabled sensor of every registered pack.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use container::{Container, Selection};
+use sc_cli::config::{GlobalOpts, Settings};
+use sc_cli::reload::{self, ReloadMode};
+use store::registrar::RegisterWhat;
+
+/// Run StackStorm-style sensors as supervised child processes and store
+/// every trigger instance they dispatch.
+#[derive(Debug, Parser)]
+#[command(name = "sensorcontainer", version, about)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    /// Run only this sensor, <pack>.<ClassName> (even if disabled)
+    #[arg(long, value_name = "REF")]
+    sensor_ref: Option<String>,
+    /// Exit when the sensor exits, with its exit code (requires --sensor-ref)
+    #[arg(long)]
+    single_sensor_mode: bool,
+    /// Python interpreter for Python sensors [config: sensorcontainer.python_binary; default: python3]
+    #[arg(long, env = "SENSORCONTAINER_PYTHON", value_name = "PATH")]
+    python: Option<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    if cli.single_sensor_mode && cli.sensor_ref.is_none() {
+        bail!("--single-sensor-mode needs --sensor-ref=<pack>.<ClassName>: it runs exactly one sensor");
+    }
+    let mut settings = Settings::resolve(&cli.global)?;
+    if let Some(p) = cli.python {
+        settings.container.python_binary = p;
+    }
+    sc_cli::logging::init(&settings.log_level);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let store = Arc::new(sc_cli::sensorctl::open_store(&settings)?);
+        if store.registry.is_empty() {
+            tracing::info!("registry is empty: registering packs from {:?}", settings.packs_paths);
+            let summary = reload::reload(&settings, &store, ReloadMode { what: RegisterWhat::all(), no_fail: true })?;
+            tracing::info!("{}", reload::describe(&summary));
+        }
+        let selection = match cli.sensor_ref {
+            Some(r) => Selection::One(r),
+            None => Selection::AllEnabled,
+        };
+        let container = Container::new(settings.container.clone(), store.clone())?;
+        let code = container.run(selection, cli.single_sensor_mode, shutdown_signal()).await?;
+        tracing::info!("sensorcontainer stopped");
+        Ok(code)
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+    }
+}

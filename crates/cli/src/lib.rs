@@ -1,0 +1,9 @@
+//! Shared code of the `sensorcontainer` and `sensorctl` binaries: global
+//! options and configuration, output formatting, and the commands.
+
+pub mod config;
+pub mod embedded;
+pub mod logging;
+pub mod output;
+pub mod reload;
+pub mod sensorctl;

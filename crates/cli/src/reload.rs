@@ -1,0 +1,59 @@
+//! `reload`: read packs and register them (StackStorm's register-content).
+
+use anyhow::{bail, Result};
+use store::registrar::{self, RegisterSummary, RegisterWhat};
+use store::Store;
+
+use crate::config::Settings;
+use crate::embedded;
+
+/// How strict to be.
+#[derive(Debug, Clone, Copy)]
+pub struct ReloadMode {
+    pub what: RegisterWhat,
+    /// Report bad files and register the rest instead of stopping.
+    pub no_fail: bool,
+}
+
+/// Load every pack and register it. In fail-fast mode nothing is written
+/// when any file is bad.
+pub fn reload(settings: &Settings, store: &Store, mode: ReloadMode) -> Result<RegisterSummary> {
+    let mut opts = settings.load_options();
+    opts.packs_paths = embedded::packs_paths_with_core(&opts.packs_paths, &settings.data_dir)?;
+    let report = content::load_packs(&opts);
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !report.errors.is_empty() {
+        if !mode.no_fail {
+            let more = report.errors.len() - 1;
+            let hint = if more > 0 {
+                format!(" ({more} more bad file(s); --register-no-fail-on-failure registers the rest)")
+            } else {
+                String::new()
+            };
+            bail!("{}{hint}\nnothing was registered", report.errors[0]);
+        }
+        for e in &report.errors {
+            eprintln!("warning: skipped: {e}");
+        }
+    }
+    let summary = registrar::register(&store.registry, &report, mode.what)?;
+    store.flush()?;
+    Ok(summary)
+}
+
+/// The one-line report printed after a registration.
+pub fn describe(s: &RegisterSummary) -> String {
+    let mut out = format!(
+        "Registered {} packs, {} sensors, {} trigger types, {} configs.",
+        s.packs, s.sensors, s.trigger_types, s.configs
+    );
+    if s.removed_packs + s.removed_sensors + s.removed_trigger_types > 0 {
+        out.push_str(&format!(
+            " Removed {} packs, {} sensors, {} trigger types no longer on disk.",
+            s.removed_packs, s.removed_sensors, s.removed_trigger_types
+        ));
+    }
+    out
+}

@@ -1,0 +1,275 @@
+//! The per-sensor `SensorService`: reads the sensor's requests strictly in
+//! order and answers them.
+//!
+//! Two tasks per connection. The reader parses and handles each message in
+//! order; dispatches are appended to the log without waiting for the flush.
+//! Every reply goes into an ordered outbox with the ticket it must wait for;
+//! the writer waits for that ticket to be durable before writing. So a
+//! dispatch is acked only once durable, and the reply to any later call is
+//! written only after every earlier dispatch of this sensor is durable.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use protocol::message::to_frame;
+use protocol::{codes, Frame, FrameReader, Incoming, Notification, Response, RpcError};
+use serde_json::{json, Value};
+use store::Ticket;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+use crate::dispatcher::{DispatchParams, Dispatcher};
+use crate::status::{SensorState, SensorStatus};
+
+/// Replies waiting to be written; bounded so a sensor that never reads its
+/// replies is slowed down rather than growing our memory.
+const OUTBOX_CAPACITY: usize = 4096;
+/// Largest write batch.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// What a sensor learns from `init`.
+#[derive(Debug, Clone)]
+pub struct SensorContext {
+    pub sensor_ref: String,
+    pub pack: String,
+    pub class_name: String,
+    pub entry_point: PathBuf,
+    pub poll_interval: Option<u64>,
+    pub config: Value,
+    pub trigger_types: Vec<String>,
+}
+
+enum Outbound {
+    /// A reply to a request, written once `ticket` is durable.
+    Reply { ticket: Ticket, id: Value, result: Result<Value, RpcError> },
+    /// A notification or protocol error, written in order.
+    Frame(Vec<u8>),
+}
+
+/// The supervisor's handle on a live connection.
+#[derive(Clone)]
+pub struct ConnectionHandle {
+    outbox: mpsc::Sender<Outbound>,
+    initialized: Arc<AtomicBool>,
+}
+
+impl ConnectionHandle {
+    /// Send a notification (best effort: a closed connection is ignored).
+    pub async fn notify(&self, method: &str, params: Value) {
+        let _ = self.outbox.send(Outbound::Frame(to_frame(&Notification::new(method, params)))).await;
+    }
+
+    /// Send a notification without waiting (used while stopping, when the
+    /// outbox may be full because the sensor stopped reading).
+    pub fn notify_now(&self, method: &str, params: Value) {
+        let _ = self.outbox.try_send(Outbound::Frame(to_frame(&Notification::new(method, params))));
+    }
+
+    /// Whether the sensor called `init` (and so wants trigger notifications).
+    pub fn initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
+    }
+}
+
+/// Everything a connection needs, shared across sensors.
+pub struct ServiceDeps {
+    pub dispatcher: Arc<Dispatcher>,
+    pub max_frame_bytes: usize,
+}
+
+/// Serve one sensor's connection until EOF. Returns the handle and a join
+/// handle that completes when both reader and writer are done.
+pub fn serve(
+    conn: UnixStream,
+    ctx: Arc<SensorContext>,
+    deps: Arc<ServiceDeps>,
+    status: Arc<SensorStatus>,
+) -> (ConnectionHandle, tokio::task::JoinHandle<()>) {
+    let (rd, wr) = conn.into_split();
+    let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let handle = ConnectionHandle { outbox: tx.clone(), initialized: Arc::new(AtomicBool::new(false)) };
+    let reader = Reader { ctx: ctx.clone(), deps: deps.clone(), status, outbox: tx, last_dispatch: Ticket(0), handle: handle.clone() };
+    let writer = tokio::spawn(write_loop(wr, rx, deps.clone(), ctx.sensor_ref.clone()));
+    let join = tokio::spawn(async move {
+        reader.run(rd, deps.max_frame_bytes).await;
+        let _ = writer.await;
+    });
+    (handle, join)
+}
+
+struct Reader {
+    ctx: Arc<SensorContext>,
+    deps: Arc<ServiceDeps>,
+    status: Arc<SensorStatus>,
+    outbox: mpsc::Sender<Outbound>,
+    /// The ticket of this sensor's latest dispatch: every later reply waits for it.
+    last_dispatch: Ticket,
+    handle: ConnectionHandle,
+}
+
+impl Reader {
+    async fn run(mut self, rd: tokio::net::unix::OwnedReadHalf, max_frame: usize) {
+        let mut frames = FrameReader::new(BufReader::with_capacity(64 * 1024, rd), max_frame);
+        loop {
+            let frame = match frames.next_frame().await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(sensor = %self.ctx.sensor_ref, "reading from the sensor failed: {e}");
+                    break;
+                }
+            };
+            match frame {
+                Frame::TooLarge { len } => {
+                    tracing::warn!(sensor = %self.ctx.sensor_ref, "rejected a {len}-byte frame (limit {max_frame} bytes)");
+                    let err = RpcError::new(codes::FRAME_TOO_LARGE, format!("frame of {len} bytes exceeds the limit of {max_frame} bytes"))
+                        .with_data(json!({"limit": max_frame, "size": len}));
+                    self.send(Outbound::Frame(Response::err(Value::Null, err).to_frame())).await;
+                }
+                Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {}
+                Frame::Line(line) => match Incoming::parse(&line) {
+                    Err(resp) => {
+                        tracing::warn!(sensor = %self.ctx.sensor_ref, "bad frame from sensor: {}", resp.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""));
+                        self.send(Outbound::Frame(resp.to_frame())).await;
+                    }
+                    Ok(Incoming::Request(req)) => {
+                        let result = self.handle(&req.method, req.params).await;
+                        let ticket = self.last_dispatch;
+                        self.send(Outbound::Reply { ticket, id: req.id, result }).await;
+                    }
+                    Ok(Incoming::Notification(n)) => {
+                        // Errors of notifications are only logged (in handle).
+                        let _ = self.handle(&n.method, n.params).await;
+                    }
+                    Ok(Incoming::Response(_)) => {
+                        // We never send requests; a stray response is ignored.
+                    }
+                },
+            }
+        }
+    }
+
+    async fn send(&self, item: Outbound) {
+        let _ = self.outbox.send(item).await;
+    }
+
+    async fn handle(&mut self, method: &str, params: Value) -> Result<Value, RpcError> {
+        match method {
+            "dispatch" => self.dispatch(params),
+            "init" => {
+                self.handle.initialized.store(true, Ordering::Release);
+                Ok(self.init_result())
+            }
+            "ready" => {
+                self.status.set_state(SensorState::Running);
+                tracing::info!(sensor = %self.ctx.sensor_ref, "sensor ready");
+                Ok(Value::Bool(true))
+            }
+            "log" => {
+                self.log(&params);
+                Ok(Value::Bool(true))
+            }
+            m if m.starts_with("kv.") => Err(RpcError::new(
+                codes::METHOD_NOT_FOUND,
+                format!("'{m}': the datastore is not available in this version of sensorcontainer"),
+            )),
+            other => {
+                tracing::warn!(sensor = %self.ctx.sensor_ref, "unknown method '{other}'");
+                Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("method '{other}' not found")))
+            }
+        }
+    }
+
+    fn dispatch(&mut self, params: Value) -> Result<Value, RpcError> {
+        let sensor = self.ctx.sensor_ref.as_str();
+        let params: DispatchParams = serde_json::from_value(params).map_err(|e| {
+            let err = RpcError::new(codes::INVALID_PARAMS, format!("dispatch params: {e}"));
+            tracing::warn!(sensor, "dispatch rejected: {}", err.message);
+            err
+        })?;
+        let trigger = params.trigger.clone();
+        match self.deps.dispatcher.dispatch(Some(sensor), params) {
+            Ok(accepted) => {
+                self.last_dispatch = accepted.ticket;
+                self.status.dispatched.fetch_add(1, Ordering::Relaxed);
+                Ok(json!({"id": accepted.id}))
+            }
+            Err(err) => {
+                if err.code == codes::VALIDATION_FAILED {
+                    self.status.validation_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::warn!(sensor, trigger = %trigger, code = err.code, "dispatch rejected: {}", err.message);
+                Err(err)
+            }
+        }
+    }
+
+    fn init_result(&self) -> Value {
+        let catalog = self.deps.dispatcher.catalog();
+        let triggers: Vec<&content::Trigger> = catalog.triggers_of(&self.ctx.trigger_types);
+        json!({
+            "ref": self.ctx.sensor_ref,
+            "pack": self.ctx.pack,
+            "class_name": self.ctx.class_name,
+            "entry_point": self.ctx.entry_point,
+            "poll_interval": self.ctx.poll_interval,
+            "config": self.ctx.config,
+            "trigger_types": self.ctx.trigger_types,
+            "triggers": triggers,
+            "max_frame_bytes": self.deps.max_frame_bytes,
+        })
+    }
+
+    fn log(&self, params: &Value) {
+        let sensor = self.ctx.sensor_ref.as_str();
+        let message = params.get("message").and_then(Value::as_str).unwrap_or("");
+        let logger = params.get("logger").and_then(Value::as_str).unwrap_or("");
+        match params.get("level").and_then(Value::as_str).unwrap_or("info").to_ascii_lowercase().as_str() {
+            "debug" => tracing::debug!(sensor, logger, "{message}"),
+            "warning" | "warn" => tracing::warn!(sensor, logger, "{message}"),
+            "error" | "critical" | "fatal" | "exception" => tracing::error!(sensor, logger, "{message}"),
+            _ => tracing::info!(sensor, logger, "{message}"),
+        }
+    }
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outbound>, deps: Arc<ServiceDeps>, sensor_ref: String) {
+    let commit = deps.dispatcher.log().commit().clone();
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
+    let mut broken = false;
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        // Coalesce everything already queued into one write.
+        while let Some(item) = next.take() {
+            match item {
+                Outbound::Frame(f) => buf.extend_from_slice(&f),
+                Outbound::Reply { ticket, id, result } => {
+                    let result = match (result, commit.wait(ticket).await) {
+                        (Ok(v), Ok(())) => Ok(v),
+                        (Ok(_), Err(e)) => Err(RpcError::new(codes::STORAGE_ERROR, e.to_string())),
+                        (Err(e), _) => Err(e),
+                    };
+                    let resp = match result {
+                        Ok(v) => Response::ok(id, v),
+                        Err(e) => Response::err(id, e),
+                    };
+                    buf.extend_from_slice(&resp.to_frame());
+                }
+            }
+            if buf.len() < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !broken {
+            if let Err(e) = wr.write_all(&buf).await {
+                // The sensor went away; keep draining so the reader never blocks.
+                tracing::debug!(sensor = %sensor_ref, "writing to the sensor failed: {e}");
+                broken = true;
+            }
+        }
+        buf.clear();
+    }
+}

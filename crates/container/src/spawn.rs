@@ -1,0 +1,149 @@
+//! Starting a sensor process: a socketpair whose child end becomes fd 3,
+//! its own process group, a parent-death signal, stdin from /dev/null and
+//! stdout/stderr captured line by line.
+//!
+//! Pitfalls measured on this machine (see DESIGN.md): the parent-death
+//! signal fires when the *thread* that forked exits, so spawn only from
+//! runtime worker threads, never `spawn_blocking`; and the parent must drop
+//! the child's end right after spawning, or it never sees EOF.
+
+use std::ffi::OsString;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use protocol::{Frame, FrameReader};
+use tokio::io::{AsyncRead, BufReader};
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+
+use crate::status::SensorStatus;
+
+/// Longest stdout/stderr line logged; longer ones are summarized.
+const MAX_LOG_LINE: usize = 16 * 1024;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    pub sensor_ref: String,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+}
+
+impl SpawnSpec {
+    /// The command line, for logs and the `process_spawn` trigger.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.as_os_str())
+            .chain(self.args.iter().map(|a| a.as_os_str()))
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A running sensor process.
+pub struct Spawned {
+    pub child: Child,
+    pub pid: u32,
+    /// The container's end of the RPC socket.
+    pub conn: UnixStream,
+}
+
+/// Start the process. Must be called on a long-lived runtime worker thread.
+pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spawned> {
+    let (parent_end, child_end) = std::os::unix::net::UnixStream::pair()?;
+    parent_end.set_nonblocking(true)?;
+    let child_fd = child_end.as_raw_fd();
+    let container_pid = std::process::id();
+
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env(protocol::RPC_FD_ENV, protocol::RPC_FD.to_string())
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe libc calls on plain integers.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The container may have died before prctl took effect.
+            if libc::getppid() as u32 != container_pid {
+                libc::_exit(1);
+            }
+            if child_fd == protocol::RPC_FD {
+                if libc::fcntl(child_fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(child_fd, protocol::RPC_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Nothing above fd 3 crosses exec.
+            let first = (protocol::RPC_FD + 1) as libc::c_uint;
+            if libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+                for fd in first as i32..4096 {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    drop(child_end);
+    drop(cmd);
+    let pid = child.id().unwrap_or(0);
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(capture(out, spec.sensor_ref.clone(), "stdout", status.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(capture(err, spec.sensor_ref.clone(), "stderr", status));
+    }
+    let conn = UnixStream::from_std(parent_end)?;
+    Ok(Spawned { child, pid, conn })
+}
+
+/// Log every line of a child's stream, tagged with the sensor ref.
+async fn capture<R: AsyncRead + Unpin>(stream: R, sensor_ref: String, name: &'static str, status: Arc<SensorStatus>) {
+    let mut reader = FrameReader::new(BufReader::with_capacity(64 * 1024, stream), MAX_LOG_LINE);
+    loop {
+        match reader.next_frame().await {
+            Ok(Some(Frame::Line(bytes))) => {
+                let line = String::from_utf8_lossy(&bytes);
+                tracing::info!(sensor = %sensor_ref, stream = name, "{line}");
+                if name == "stderr" {
+                    status.push_stderr(line.into_owned());
+                }
+            }
+            Ok(Some(Frame::TooLarge { len })) => {
+                tracing::warn!(sensor = %sensor_ref, stream = name, "line of {len} bytes not shown (longer than {MAX_LOG_LINE})");
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(sensor = %sensor_ref, stream = name, "reading the sensor's {name} failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Send `signal` to the sensor's whole process group.
+pub fn signal_group(pid: u32, signal: i32) {
+    if pid == 0 {
+        return;
+    }
+    // SAFETY: plain syscall; ESRCH (group already gone) is fine.
+    unsafe {
+        libc::killpg(pid as libc::pid_t, signal);
+    }
+}

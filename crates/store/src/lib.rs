@@ -1,0 +1,93 @@
+//! The sled database behind the sensor container.
+//!
+//! One `sled::Db` per process, opened by [`Store::open`]. Trees:
+//! - registry: `packs`, `sensors`, `trigger_types`, `triggers`, `configs`
+//!   ([`registry`]);
+//! - `trigger_instances`, keyed by UUIDv7 so keys sort by time
+//!   ([`instances`]), made durable by one group-commit flusher thread
+//!   ([`commit`]).
+//!
+//! sled lets a single process open the database; a second opener gets
+//! [`StoreError::Locked`].
+
+pub mod commit;
+pub mod error;
+pub mod instances;
+pub mod registrar;
+pub mod registry;
+mod json;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use commit::{GroupCommit, Ticket};
+pub use error::StoreError;
+pub use instances::{InstanceFilter, InstanceLog, TriggerInstance};
+pub use registry::{Registry, SensorRecord};
+
+/// Tunables for opening the database.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled page cache in bytes. sled's default (1 GiB) lets RSS grow far
+    /// beyond what a sensor container needs.
+    pub cache_capacity: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { cache_capacity: 64 * 1024 * 1024 }
+    }
+}
+
+/// The open database: registry plus trigger-instance log.
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+    /// The registry trees.
+    pub registry: Registry,
+    /// The trigger-instance log.
+    pub instances: InstanceLog,
+    commit: Arc<GroupCommit>,
+}
+
+impl Store {
+    /// Open (or create) the database in `<data_dir>/db`.
+    pub fn open(data_dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Io { path: data_dir.to_path_buf(), source: e })?;
+        let path = data_dir.join("db");
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(opts.cache_capacity)
+            .open()
+            .map_err(|e| StoreError::from_open(&path, e))?;
+        let registry = Registry::open(&db)?;
+        let commit = Arc::new(GroupCommit::start(db.clone()));
+        let instances = InstanceLog::open(&db, commit.clone())?;
+        Ok(Store { db, path, registry, instances, commit })
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The group committer shared by everything that needs durability.
+    pub fn commit(&self) -> &Arc<GroupCommit> {
+        &self.commit
+    }
+
+    /// Flush synchronously (used after registry writes and at shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(StoreError::from)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.commit.stop();
+        if let Err(e) = self.db.flush() {
+            tracing::error!("final flush of {} failed: {e}", self.path.display());
+        }
+    }
+}
