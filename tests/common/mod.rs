@@ -1,0 +1,268 @@
+//! Shared harness for the end-to-end tests: temp dirs, the real binaries,
+//! bounded waits, and a container process that is always reaped.
+
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// Poll `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Is `pid` a live (non-zombie) process?
+pub fn pid_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // state is the field after the ")" that closes the command name
+            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some(Some('Z')) | Some(Some('X')))
+        }
+        Err(_) => false,
+    }
+}
+
+/// A temp workspace: data dir, configs dir, an out dir for sensor markers,
+/// and a config file.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+    pub configs: PathBuf,
+    pub out: PathBuf,
+    pub config_file: PathBuf,
+    pub packs_path: String,
+}
+
+impl Env {
+    /// A workspace whose pack path is the given dirs (absolute or relative
+    /// to the repo root).
+    pub fn new(packs: &[&str]) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let configs = dir.path().join("configs");
+        let out = dir.path().join("out");
+        fs::create_dir_all(&configs).unwrap();
+        fs::create_dir_all(&out).unwrap();
+        let config_file = dir.path().join("sensorcontainer.yaml");
+        let packs_path = packs
+            .iter()
+            .map(|p| {
+                let p = Path::new(p);
+                if p.is_absolute() { p.to_path_buf() } else { repo().join(p) }
+            })
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        let env = Env { dir, data, configs, out, config_file, packs_path };
+        env.write_config("sensorcontainer:\n  stop_grace_seconds: 5\n");
+        fs::write(env.configs.join("testpack.yaml"), format!("out_dir: {}\ncount: 50\n", env.out.display())).unwrap();
+        env
+    }
+
+    /// Replace the config file.
+    pub fn write_config(&self, yaml: &str) {
+        fs::write(&self.config_file, yaml).unwrap();
+    }
+
+    /// The global flags pointing both binaries at this workspace.
+    pub fn global_args(&self) -> Vec<OsString> {
+        vec![
+            "--config".into(),
+            self.config_file.clone().into(),
+            "--data-dir".into(),
+            self.data.clone().into(),
+            "--packs-path".into(),
+            self.packs_path.clone().into(),
+            "--configs-dir".into(),
+            self.configs.clone().into(),
+        ]
+    }
+
+    fn command(&self, bin: &str) -> Command {
+        let mut cmd = Command::new(bin);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SENSORCONTAINER_") || k == "RUST_LOG" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Run `sensorctl <global flags> <args>`.
+    pub fn sensorctl(&self, args: &[&str]) -> Output {
+        self.command(env!("CARGO_BIN_EXE_sensorctl"))
+            .args(self.global_args())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sensorctl")
+    }
+
+    /// Run sensorctl and parse its stdout as JSON, asserting success.
+    pub fn sensorctl_json(&self, args: &[&str]) -> Value {
+        let out = self.sensorctl(args);
+        assert!(out.status.success(), "sensorctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("sensorctl {args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        })
+    }
+
+    /// `reload --register-all`, asserting success.
+    pub fn register(&self) {
+        let out = self.sensorctl(&["reload", "--register-all"]);
+        assert!(out.status.success(), "reload failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Every stored trigger instance (newest first).
+    pub fn instances(&self) -> Vec<Value> {
+        match self.sensorctl_json(&["trigger-instance", "list", "--limit", "1000000", "--json"]) {
+            Value::Array(v) => v,
+            other => panic!("expected a list, got {other}"),
+        }
+    }
+
+    /// Instances of one trigger (type) ref.
+    pub fn instances_of(&self, trigger: &str) -> Vec<Value> {
+        self.instances().into_iter().filter(|i| i["trigger"] == trigger || i["trigger_type"] == trigger).collect()
+    }
+
+    /// A marker file a test sensor writes into the out dir.
+    pub fn marker(&self, name: &str) -> PathBuf {
+        self.out.join(name)
+    }
+
+    /// Wait for a marker file.
+    pub fn wait_marker(&self, name: &str, timeout: Duration, container: &mut Container) {
+        let path = self.marker(name);
+        if !wait_until(timeout, || path.exists() || container.exited()) || !path.exists() {
+            panic!("marker {name} did not appear within {timeout:?}; container log:\n{}", container.log());
+        }
+    }
+
+    /// Start `sensorcontainer <global flags> <args>`, logs to a file.
+    pub fn start_container(&self, args: &[&str]) -> Container {
+        self.start_container_with(args, &[])
+    }
+
+    /// Start the container with extra environment variables.
+    pub fn start_container_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Container {
+        let log = self.dir.path().join(format!("container-{}.log", Instant::now().elapsed().as_nanos()));
+        let log = unique(log);
+        let file = fs::File::create(&log).unwrap();
+        let child = self
+            .command(env!("CARGO_BIN_EXE_sensorcontainer"))
+            .args(self.global_args())
+            .args(["--log-level", "info"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start sensorcontainer");
+        Container { child: Some(child), log, status: None }
+    }
+}
+
+fn unique(mut p: PathBuf) -> PathBuf {
+    let mut n = 0;
+    while p.exists() {
+        n += 1;
+        p.set_file_name(format!("container-{n}.log"));
+    }
+    p
+}
+
+/// A running `sensorcontainer`, killed and reaped on drop.
+pub struct Container {
+    child: Option<Child>,
+    log: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Container {
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Has it exited (reaping it if so)?
+    pub fn exited(&mut self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(Some(st)) = child.try_wait() {
+                self.status = Some(st);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Wait for a log line containing `needle`.
+    pub fn wait_log(&mut self, needle: &str, timeout: Duration) {
+        if !wait_until(timeout, || self.log().contains(needle)) {
+            panic!("log never contained {needle:?} within {timeout:?}; log:\n{}", self.log());
+        }
+    }
+
+    /// Wait for it to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if !wait_until(timeout, || self.exited()) {
+            panic!("container did not exit within {timeout:?}; log:\n{}", self.log());
+        }
+        self.status.expect("exited")
+    }
+
+    /// Send a signal.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.pid() as libc::pid_t, sig);
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(timeout)
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if self.status.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+from st2reactor.sensor.base import Sensor
+
+
+class SomethingElse(Sensor):
+    pass

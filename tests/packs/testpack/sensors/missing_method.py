@@ -1,0 +1,20 @@
+from st2reactor.sensor.base import Sensor
+
+
+class MissingMethodSensor(Sensor):
+    """Forgets run()."""
+
+    def setup(self):
+        pass
+
+    def cleanup(self):
+        pass
+
+    def add_trigger(self, trigger):
+        pass
+
+    def update_trigger(self, trigger):
+        pass
+
+    def remove_trigger(self, trigger):
+        pass

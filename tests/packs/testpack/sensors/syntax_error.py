@@ -1,0 +1,4 @@
+from st2reactor.sensor.base import Sensor
+
+class SyntaxErrorSensor(Sensor)
+    pass
