@@ -78,7 +78,7 @@ fn runs_enabled_sensors_stores_valid_instances_and_stops_cleanly() {
     assert_eq!(strict[0]["payload"]["name"], "ok");
     let rejections = log.lines().filter(|l| l.contains("dispatch rejected") && l.contains("testpack.ValidatingSensor")).count();
     assert_eq!(rejections, 5, "{log}");
-    assert!(log.contains("additional"), "additionalProperties failure should be explained:\n{log}");
+    assert!(log.contains("Additional properties are not allowed"), "additionalProperties failure should be explained:\n{log}");
     assert!(log.contains("/name"), "the schema error path should be logged:\n{log}");
     assert!(log.contains("payload must be an object"), "{log}");
     assert!(log.contains("unknown trigger 'testpack.no_such_trigger'"), "{log}");

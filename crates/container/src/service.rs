@@ -117,6 +117,12 @@ impl Reader {
             let frame = match frames.next_frame().await {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
+                // A sensor that exits with our replies unread resets the
+                // connection: that is just its end.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    tracing::debug!(sensor = %self.ctx.sensor_ref, "connection reset by the sensor");
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(sensor = %self.ctx.sensor_ref, "reading from the sensor failed: {e}");
                     break;

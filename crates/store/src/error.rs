@@ -31,7 +31,12 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn from_open(path: &Path, e: sled::Error) -> StoreError {
         match &e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            // sled wraps the flock failure in an `Other` error whose text
+            // carries the original WouldBlock.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
                 StoreError::Locked { path: path.to_path_buf() }
             }
             _ => StoreError::Sled(e),
