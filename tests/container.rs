@@ -4,8 +4,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{pid_alive, wait_until, Env};
@@ -250,27 +248,9 @@ fn kill_9_of_the_container_leaves_no_child() {
     assert_all_dead(&pids);
 }
 
-/// A venv with eventlet, built once per target dir and reused.
-fn eventlet_python() -> Option<PathBuf> {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("eventlet-venv");
-    let python = venv.join("bin/python");
-    let ok = |p: &PathBuf| Command::new(p).args(["-c", "import eventlet"]).status().is_ok_and(|s| s.success());
-    if ok(&python) {
-        return Some(python);
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().ok()?;
-    assert!(st.success(), "python3 -m venv failed");
-    let pip = Command::new(venv.join("bin/pip")).args(["install", "--quiet", "eventlet"]).status().ok()?;
-    if !pip.success() {
-        return None;
-    }
-    ok(&python).then_some(python)
-}
-
 #[test]
 fn eventlet_monkey_patching_sensor_works() {
-    let Some(python) = eventlet_python() else {
+    let Some(python) = common::eventlet_python() else {
         if std::env::var_os("CI").is_some() {
             panic!("could not install eventlet from PyPI in CI");
         }

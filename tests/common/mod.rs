@@ -266,3 +266,22 @@ impl Drop for Container {
         }
     }
 }
+
+/// A venv with eventlet, built once per target dir and reused.
+pub fn eventlet_python() -> Option<PathBuf> {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("eventlet-venv");
+    let python = venv.join("bin/python");
+    let ok = |p: &PathBuf| Command::new(p).args(["-c", "import eventlet"]).status().is_ok_and(|s| s.success());
+    if ok(&python) {
+        return Some(python);
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().ok()?;
+    assert!(st.success(), "python3 -m venv failed");
+    let pip = Command::new(venv.join("bin/pip")).args(["install", "--quiet", "eventlet"]).status().ok()?;
+    if !pip.success() {
+        return None;
+    }
+    ok(&python).then_some(python)
+}
+

@@ -199,6 +199,9 @@ impl Reader {
         let trigger = params.trigger.clone();
         match self.deps.dispatcher.dispatch(Some(sensor), params) {
             Ok(accepted) => {
+                // Off by default (50k+/s would flood the log); the README's
+                // demo turns it on with `--log-level info,trigger_instance=debug`.
+                tracing::debug!(target: "trigger_instance", sensor, trigger = %trigger, id = %accepted.id, "trigger instance stored");
                 self.last_dispatch = accepted.ticket;
                 self.status.dispatched.fetch_add(1, Ordering::Relaxed);
                 Ok(json!({"id": accepted.id}))
