@@ -30,6 +30,9 @@ pub struct GlobalOpts {
     /// Directory of pack configs, <pack>.yaml [default: ./conf/configs]
     #[arg(long, global = true, env = "SENSORCONTAINER_CONFIGS_DIR", value_name = "DIR")]
     pub configs_dir: Option<PathBuf>,
+    /// AES-256-GCM key file for datastore secrets [config: keyvalue.encryption_key_path]
+    #[arg(long, global = true, env = "SENSORCONTAINER_ENCRYPTION_KEY_PATH", value_name = "PATH")]
+    pub encryption_key_path: Option<PathBuf>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive [default: info]
     #[arg(long, global = true, env = "SENSORCONTAINER_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -45,6 +48,15 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     #[serde(default)]
     pub sensorcontainer: SensorContainerSection,
+    #[serde(default)]
+    pub keyvalue: KeyValueSection,
+}
+
+/// The `keyvalue:` section (StackStorm's name for it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyValueSection {
+    pub encryption_key_path: Option<PathBuf>,
 }
 
 /// The `sensorcontainer:` section.
@@ -119,6 +131,7 @@ impl Settings {
             "sensorcontainer.restart.multiplier: must be at least 1, got {}",
             container.restart.multiplier
         );
+        container.encryption_key_path = opts.encryption_key_path.clone().or(file.keyvalue.encryption_key_path);
         Ok(Settings { data_dir, packs_paths, configs_dir, log_level, container })
     }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod embedded;
+pub mod key;
 pub mod logging;
 pub mod output;
 pub mod reload;

@@ -42,6 +42,9 @@ pub enum Command {
     /// Stored trigger instances (newest first)
     #[command(subcommand, name = "trigger-instance")]
     TriggerInstance(TriggerInstanceCmd),
+    /// The datastore: keys, values, secrets, TTLs
+    #[command(subcommand)]
+    Key(crate::key::KeyCmd),
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +188,10 @@ impl From<&SensorRecord> for SensorView {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let settings = Settings::resolve(&cli.global)?;
+    if let Command::Key(cmd @ crate::key::KeyCmd::GenerateCryptoKey { .. }) = cli.command {
+        // Needs no database, so it works while a container runs.
+        return crate::key::generate(&settings, cmd);
+    }
     let store = open_store(&settings)?;
     match cli.command {
         Command::Reload(args) => {
@@ -243,6 +250,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("parameters_schema: {}", or_dash(tt.parameters_schema.as_ref().map(pretty)));
         }
         Command::TriggerInstance(cmd) => trigger_instance(&store, cmd)?,
+        Command::Key(cmd) => crate::key::run(&settings, &store, cmd)?,
     }
     Ok(())
 }

@@ -24,7 +24,8 @@ pub fn process_exit(dispatcher: &Dispatcher, class_name: &str, exit_code: i32) {
     emit(dispatcher, PROCESS_EXIT, json!({"id": class_name, "timestamp": epoch_seconds(), "exit_code": exit_code}));
 }
 
-fn emit(dispatcher: &Dispatcher, trigger: &str, payload: Value) {
+/// Store an internal trigger instance (no sensor, nobody waits for the ack).
+pub fn emit(dispatcher: &Dispatcher, trigger: &str, payload: Value) {
     let params = DispatchParams { trigger: json!(trigger), payload, trace_tag: None, trace_context: None };
     // Durability is the group committer's business: nobody waits for an
     // internal trigger's ack, the next flush covers it.

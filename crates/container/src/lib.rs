@@ -8,12 +8,15 @@
 //!   until earlier dispatches are durable);
 //! - [`dispatcher`] + [`catalog`]: resolve the trigger, validate the payload,
 //!   append to the trigger-instance log (group commit);
+//! - [`kv`]: datastore operations and their internal triggers, and the
+//!   expiry sweeper;
 //! - [`supervisor`]: keeps each sensor running (backoff, states, stop);
 //! - [`runtime`]: the embedded Python `st2reactor` shim and wrapper.
 
 pub mod catalog;
 pub mod dispatcher;
 pub mod internal;
+pub mod kv;
 pub mod runtime;
 pub mod service;
 pub mod settings;

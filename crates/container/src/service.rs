@@ -22,6 +22,9 @@ use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use crate::dispatcher::{DispatchParams, Dispatcher};
+use crate::kv::KvService;
+use store::datastore::Scope;
+use store::StoreError;
 use crate::status::{SensorState, SensorStatus};
 
 /// Replies waiting to be written; bounded so a sensor that never reads its
@@ -77,6 +80,7 @@ impl ConnectionHandle {
 /// Everything a connection needs, shared across sensors.
 pub struct ServiceDeps {
     pub dispatcher: Arc<Dispatcher>,
+    pub kv: KvService,
     pub max_frame_bytes: usize,
 }
 
@@ -91,7 +95,7 @@ pub fn serve(
     let (rd, wr) = conn.into_split();
     let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
     let handle = ConnectionHandle { outbox: tx.clone(), initialized: Arc::new(AtomicBool::new(false)) };
-    let reader = Reader { ctx: ctx.clone(), deps: deps.clone(), status, outbox: tx, last_dispatch: Ticket(0), handle: handle.clone() };
+    let reader = Reader { ctx: ctx.clone(), deps: deps.clone(), status, outbox: tx, last_write: Ticket(0), handle: handle.clone() };
     let writer = tokio::spawn(write_loop(wr, rx, deps.clone(), ctx.sensor_ref.clone()));
     let join = tokio::spawn(async move {
         reader.run(rd, deps.max_frame_bytes).await;
@@ -105,8 +109,9 @@ struct Reader {
     deps: Arc<ServiceDeps>,
     status: Arc<SensorStatus>,
     outbox: mpsc::Sender<Outbound>,
-    /// The ticket of this sensor's latest dispatch: every later reply waits for it.
-    last_dispatch: Ticket,
+    /// The ticket of this sensor's latest write (dispatch or kv change):
+    /// every later reply waits for it.
+    last_write: Ticket,
     handle: ConnectionHandle,
 }
 
@@ -143,7 +148,7 @@ impl Reader {
                     }
                     Ok(Incoming::Request(req)) => {
                         let result = self.handle(&req.method, req.params).await;
-                        let ticket = self.last_dispatch;
+                        let ticket = self.last_write;
                         self.send(Outbound::Reply { ticket, id: req.id, result }).await;
                     }
                     Ok(Incoming::Notification(n)) => {
@@ -178,10 +183,8 @@ impl Reader {
                 self.log(&params);
                 Ok(Value::Bool(true))
             }
-            m if m.starts_with("kv.") => Err(RpcError::new(
-                codes::METHOD_NOT_FOUND,
-                format!("'{m}': the datastore is not available in this version of sensorcontainer"),
-            )),
+            "kv.get" | "kv.set" | "kv.delete" | "kv.list" => self.kv(method, params).await,
+            "user.info" => Ok(json!({"username": "stanley", "rbac": {"enabled": false, "is_admin": true, "roles": ["admin"]}})),
             other => {
                 tracing::warn!(sensor = %self.ctx.sensor_ref, "unknown method '{other}'");
                 Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("method '{other}' not found")))
@@ -202,7 +205,7 @@ impl Reader {
                 // Off by default (50k+/s would flood the log); the README's
                 // demo turns it on with `--log-level info,trigger_instance=debug`.
                 tracing::debug!(target: "trigger_instance", sensor, trigger = %trigger, id = %accepted.id, "trigger instance stored");
-                self.last_dispatch = accepted.ticket;
+                self.last_write = accepted.ticket;
                 self.status.dispatched.fetch_add(1, Ordering::Relaxed);
                 Ok(json!({"id": accepted.id}))
             }
@@ -214,6 +217,71 @@ impl Reader {
                 Err(err)
             }
         }
+    }
+
+    async fn kv(&mut self, method: &str, params: Value) -> Result<Value, RpcError> {
+        let sensor = self.ctx.sensor_ref.clone();
+        let p: KvParams = serde_json::from_value(params)
+            .map_err(|e| RpcError::new(codes::INVALID_PARAMS, format!("{method} params: {e}")))?;
+        let scope = match p.scope.as_deref().unwrap_or("system") {
+            "system" | "st2kv.system" => Scope::System,
+            other => {
+                return Err(RpcError::new(
+                    codes::DATASTORE_ERROR,
+                    format!("scope '{other}' is not allowed for sensors; only \"system\" is"),
+                ))
+            }
+        };
+        let local = |name: &str| if p.local { format!("{sensor}:{name}") } else { name.to_string() };
+        let kv = self.deps.kv.clone();
+        let result = match method {
+            "kv.get" => {
+                let name = local(&p.required_name(method)?);
+                kv.datastore.get(scope, &name, p.decrypt).map(|v| v.map(|kv| kv.to_api(false)).unwrap_or(Value::Null))
+            }
+            "kv.list" => {
+                let prefix = local(p.prefix.as_deref().unwrap_or(""));
+                let limit = p.count("limit")?;
+                let offset = p.count("offset")?.unwrap_or(0);
+                kv.datastore
+                    .list(scope, &prefix, offset, limit, p.decrypt)
+                    .map(|items| Value::Array(items.iter().map(|kv| kv.to_api(false)).collect()))
+            }
+            "kv.set" | "kv.delete" => {
+                let name = local(&p.required_name(method)?);
+                // A write takes effect only after this sensor's earlier
+                // dispatches are durable: the checkpoint pattern is safe.
+                self.deps.dispatcher.log().commit().wait(self.last_write).await.map_err(storage)?;
+                let written = if method == "kv.set" {
+                    let value = match &p.value {
+                        Some(Value::String(v)) => v.clone(),
+                        other => {
+                            return Err(RpcError::new(
+                                codes::INVALID_PARAMS,
+                                format!(
+                                    "kv.set: \"value\" must be a string, got {} (the Python shim converts with str())",
+                                    other.as_ref().map(Value::to_string).unwrap_or_else(|| "nothing".into())
+                                ),
+                            ))
+                        }
+                    };
+                    let ttl = p.count("ttl")?.map(|t| t as u64);
+                    kv.set(scope, &name, &value, ttl, p.encrypt).map(|t| (t, Value::Bool(true)))
+                } else {
+                    kv.delete(scope, &name).map(|(deleted, t)| (t, Value::Bool(deleted)))
+                };
+                written.map(|(ticket, v)| {
+                    self.last_write = self.last_write.max(ticket);
+                    v
+                })
+            }
+            _ => unreachable!("kv() is only called for kv.* methods"),
+        };
+        result.map_err(|e| {
+            let err = datastore_error(e);
+            tracing::warn!(sensor = %sensor, "{method} failed: {}", err.message);
+            err
+        })
     }
 
     fn init_result(&self) -> Value {
@@ -280,5 +348,64 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outbound>, de
             }
         }
         buf.clear();
+    }
+}
+
+/// Params of the `kv.*` methods (see PROTOCOL.md).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KvParams {
+    name: Option<String>,
+    value: Option<Value>,
+    ttl: Option<Value>,
+    scope: Option<String>,
+    #[serde(default)]
+    encrypt: bool,
+    #[serde(default)]
+    decrypt: bool,
+    /// Prefix the name with `<pack>.<Class>:`, as StackStorm's `local=True`.
+    #[serde(default)]
+    local: bool,
+    prefix: Option<String>,
+    limit: Option<Value>,
+    offset: Option<Value>,
+}
+
+impl KvParams {
+    fn required_name(&self, method: &str) -> Result<String, RpcError> {
+        match &self.name {
+            Some(n) => Ok(n.clone()),
+            None => Err(RpcError::new(codes::INVALID_PARAMS, format!("{method}: \"name\" is required"))),
+        }
+    }
+
+    /// A non-negative integer field (`null` or absent = not given).
+    fn count(&self, field: &'static str) -> Result<Option<usize>, RpcError> {
+        let v = match field {
+            "ttl" => &self.ttl,
+            "limit" => &self.limit,
+            _ => &self.offset,
+        };
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64().map(|n| n as usize)),
+            Some(other) => Err(RpcError::new(
+                codes::INVALID_PARAMS,
+                format!("\"{field}\" must be a non-negative integer, got {other}"),
+            )),
+        }
+    }
+}
+
+fn storage(e: StoreError) -> RpcError {
+    RpcError::new(codes::STORAGE_ERROR, e.to_string())
+}
+
+/// Caller mistakes (bad name, no key, wrong key) are datastore errors;
+/// anything else is storage failing.
+fn datastore_error(e: StoreError) -> RpcError {
+    match e {
+        StoreError::Invalid(_) | StoreError::Crypto(_) => RpcError::new(codes::DATASTORE_ERROR, e.to_string()),
+        other => storage(other),
     }
 }

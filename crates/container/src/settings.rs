@@ -53,6 +53,8 @@ pub struct ContainerSettings {
     pub max_frame_bytes: usize,
     /// Restart policy for crashed sensors.
     pub restart: RestartPolicy,
+    /// AES-256-GCM key file for datastore secrets (`None`: secrets refused).
+    pub encryption_key_path: Option<PathBuf>,
 }
 
 impl ContainerSettings {
@@ -64,6 +66,7 @@ impl ContainerSettings {
             stop_grace: Duration::from_secs(5),
             max_frame_bytes: protocol::DEFAULT_MAX_FRAME_BYTES,
             restart: RestartPolicy::default(),
+            encryption_key_path: None,
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::catalog::Catalog;
 use crate::dispatcher::Dispatcher;
 use crate::internal;
+use crate::kv::{self, KvService};
 use crate::runtime;
 use crate::service::{self, ConnectionHandle, SensorContext, ServiceDeps};
 use crate::settings::ContainerSettings;
@@ -68,7 +69,12 @@ impl Container {
     pub fn new(settings: ContainerSettings, store: Arc<Store>) -> Result<Container, ContainerError> {
         let catalog = Catalog::load(&store.registry)?;
         let dispatcher = Arc::new(Dispatcher::new(catalog, store.instances.clone()));
-        let deps = Arc::new(ServiceDeps { dispatcher, max_frame_bytes: settings.max_frame_bytes });
+        let crypto = match &settings.encryption_key_path {
+            Some(path) => Some(Arc::new(store::CryptoKey::load(path).map_err(store::StoreError::from)?)),
+            None => None,
+        };
+        let kv = KvService::new(store.datastore.clone().with_crypto(crypto), dispatcher.clone());
+        let deps = Arc::new(ServiceDeps { dispatcher, kv, max_frame_bytes: settings.max_frame_bytes });
         let runtime_dir = runtime::install(&settings.data_dir)?;
         let python = runtime::resolve_python(&settings.python_binary).map_err(|e| e.to_string());
         if let Err(e) = &python {
@@ -100,6 +106,7 @@ impl Container {
         if records.is_empty() {
             tracing::warn!("no enabled sensors to run (see `sensorctl sensor list`)");
         }
+        let sweeper = tokio::spawn(kv::run_sweeper(self.deps.kv.clone()));
         tracing::info!(count = records.len(), "starting sensors");
         for record in records {
             self.start(record, single_sensor_mode)?;
@@ -128,6 +135,7 @@ impl Container {
             0
         };
         self.stop_all().await;
+        sweeper.abort();
         self.store.flush()?;
         Ok(code)
     }

@@ -23,6 +23,9 @@ pub enum StoreError {
     /// The group-commit flush failed: the write is not durable.
     #[error("flush failed, data not durable: {0}")]
     NotDurable(String),
+    /// Encryption key missing, unreadable, or a ciphertext that does not decrypt.
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
     /// A bad argument from the caller (filter, id format...).
     #[error("{0}")]
     Invalid(String),

@@ -3,6 +3,7 @@
 //! One `sled::Db` per process, opened by [`Store::open`]. Trees:
 //! - registry: `packs`, `sensors`, `trigger_types`, `triggers`, `configs`
 //!   ([`registry`]);
+//! - `kv` and `kv_expiry`: the datastore ([`datastore`]);
 //! - `trigger_instances`, keyed by UUIDv7 so keys sort by time
 //!   ([`instances`]), made durable by one group-commit flusher thread
 //!   ([`commit`]).
@@ -11,6 +12,8 @@
 //! [`StoreError::Locked`].
 
 pub mod commit;
+pub mod crypto;
+pub mod datastore;
 pub mod error;
 pub mod instances;
 pub mod registrar;
@@ -21,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use commit::{GroupCommit, Ticket};
+pub use crypto::{CryptoError, CryptoKey};
+pub use datastore::{Datastore, KeyValue, Scope};
 pub use error::StoreError;
 pub use instances::{InstanceFilter, InstanceLog, TriggerInstance};
 pub use registry::{Registry, SensorRecord};
@@ -47,6 +52,9 @@ pub struct Store {
     pub registry: Registry,
     /// The trigger-instance log.
     pub instances: InstanceLog,
+    /// The key-value datastore (no encryption key until
+    /// [`Datastore::with_crypto`] gives it one).
+    pub datastore: Datastore,
     commit: Arc<GroupCommit>,
 }
 
@@ -64,7 +72,8 @@ impl Store {
         let registry = Registry::open(&db)?;
         let commit = Arc::new(GroupCommit::start(db.clone()));
         let instances = InstanceLog::open(&db, commit.clone())?;
-        Ok(Store { db, path, registry, instances, commit })
+        let datastore = Datastore::open(&db, commit.clone())?;
+        Ok(Store { db, path, registry, instances, datastore, commit })
     }
 
     /// Where the database lives.
