@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{pid_alive, wait_until, Env};
+use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -37,10 +38,16 @@ fn runs_enabled_sensors_stores_valid_instances_and_stops_cleanly() {
     env.wait_marker("polling.done", T, &mut c);
     env.wait_marker("threaded.done", T, &mut c);
     env.wait_marker("validating.done", T, &mut c);
-    // sensorctl cannot open the database while the container owns it, and says why.
-    let locked = env.sensorctl(&["sensor", "list"]);
-    assert!(!locked.status.success());
-    assert!(String::from_utf8_lossy(&locked.stderr).contains("in use"), "{}", String::from_utf8_lossy(&locked.stderr));
+    // While the container owns the database, sensorctl goes through its control API.
+    let live = env.sensorctl_json(&["sensor", "list", "--json"]);
+    let running: Vec<&Value> = live.as_array().unwrap().iter().filter(|s| s["state"] == "running").collect();
+    assert_eq!(running.len(), 3, "{live}");
+    assert!(running.iter().all(|s| s["pid"].as_u64().is_some()));
+    let threaded = live.as_array().unwrap().iter().find(|s| s["ref"] == "testpack.ThreadedSensor").unwrap();
+    assert_eq!(threaded["dispatched"], 200);
+    let validating = live.as_array().unwrap().iter().find(|s| s["ref"] == "testpack.ValidatingSensor").unwrap();
+    assert_eq!(validating["validation_failures"], 3);
+    assert_eq!(live.as_array().unwrap().iter().find(|s| s["ref"] == "testpack.CounterSensor").unwrap()["state"], "disabled");
 
     let status = c.terminate(T);
     assert!(status.success(), "container exit: {status:?}\n{}", c.log());

@@ -203,10 +203,8 @@ async fn python_sensor(python: &str, n: u64) -> Result<f64> {
     std::env::set_var("BENCH_RESULT", &result);
     let mut settings = container::ContainerSettings::new(data.clone());
     settings.python_binary = python.into();
-    let c = container::Container::new(settings, store.clone())?;
-    let code = c
-        .run(container::Selection::One("bench.BenchSensor".into()), true, std::future::pending())
-        .await?;
+    let c = container::Container::new(settings, store.clone(), container::Selection::One("bench.BenchSensor".into()), true)?;
+    let code = c.run(std::future::pending()).await?;
     if code != 0 {
         bail!("bench sensor exited {code}");
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use container::{ContainerSettings, RestartPolicy};
+use container::{ContainerSettings, RestartPolicy, SensorPolicy};
 use serde::Deserialize;
 
 /// The config file used when `--config` is not given, if it exists.
@@ -68,6 +68,19 @@ pub struct SensorContainerSection {
     pub max_frame_bytes: Option<usize>,
     #[serde(default)]
     pub restart: RestartSection,
+    /// Per-sensor overrides, by sensor ref.
+    #[serde(default)]
+    pub sensors: std::collections::BTreeMap<String, SensorSection>,
+}
+
+/// One entry of `sensorcontainer.sensors:`; unset keys fall back to the
+/// global values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorSection {
+    pub stop_grace_seconds: Option<f64>,
+    #[serde(default)]
+    pub restart: RestartSection,
 }
 
 /// The `sensorcontainer.restart:` section.
@@ -114,23 +127,14 @@ impl Settings {
             anyhow::ensure!(m >= 1024, "sensorcontainer.max_frame_bytes: must be at least 1024, got {m}");
             container.max_frame_bytes = m;
         }
-        let r = sc.restart;
-        let d = RestartPolicy::default();
-        container.restart = RestartPolicy {
-            initial_delay: opt_seconds("sensorcontainer.restart.initial_delay_seconds", r.initial_delay_seconds)?
-                .unwrap_or(d.initial_delay),
-            multiplier: r.multiplier.unwrap_or(d.multiplier),
-            max_delay: opt_seconds("sensorcontainer.restart.max_delay_seconds", r.max_delay_seconds)?
-                .unwrap_or(d.max_delay),
-            healthy_uptime: opt_seconds("sensorcontainer.restart.healthy_uptime_seconds", r.healthy_uptime_seconds)?
-                .unwrap_or(d.healthy_uptime),
-            max_restarts: r.max_restarts.unwrap_or(d.max_restarts),
-        };
-        anyhow::ensure!(
-            container.restart.multiplier >= 1.0,
-            "sensorcontainer.restart.multiplier: must be at least 1, got {}",
-            container.restart.multiplier
-        );
+        container.restart = restart_policy("sensorcontainer.restart", &sc.restart, &RestartPolicy::default())?;
+        for (sensor_ref, section) in &sc.sensors {
+            let key = format!("sensorcontainer.sensors.{sensor_ref}");
+            let restart = restart_policy(&format!("{key}.restart"), &section.restart, &container.restart)?;
+            let stop_grace = opt_seconds(&format!("{key}.stop_grace_seconds"), section.stop_grace_seconds)?
+                .unwrap_or(container.stop_grace);
+            container.per_sensor.insert(sensor_ref.clone(), SensorPolicy { restart, stop_grace });
+        }
         container.encryption_key_path = opts.encryption_key_path.clone().or(file.keyvalue.encryption_key_path);
         Ok(Settings { data_dir, packs_paths, configs_dir, log_level, container })
     }
@@ -139,6 +143,22 @@ impl Settings {
     pub fn load_options(&self) -> content::LoadOptions {
         content::LoadOptions { packs_paths: self.packs_paths.clone(), configs_dir: self.configs_dir.clone() }
     }
+}
+
+/// A restart section over `base` (the defaults, or the global policy for a
+/// per-sensor override). `key` names the section in errors.
+fn restart_policy(key: &str, r: &RestartSection, base: &RestartPolicy) -> Result<RestartPolicy> {
+    let p = RestartPolicy {
+        initial_delay: opt_seconds(&format!("{key}.initial_delay_seconds"), r.initial_delay_seconds)?
+            .unwrap_or(base.initial_delay),
+        multiplier: r.multiplier.unwrap_or(base.multiplier),
+        max_delay: opt_seconds(&format!("{key}.max_delay_seconds"), r.max_delay_seconds)?.unwrap_or(base.max_delay),
+        healthy_uptime: opt_seconds(&format!("{key}.healthy_uptime_seconds"), r.healthy_uptime_seconds)?
+            .unwrap_or(base.healthy_uptime),
+        max_restarts: r.max_restarts.unwrap_or(base.max_restarts),
+    };
+    anyhow::ensure!(p.multiplier >= 1.0, "{key}.multiplier: must be at least 1, got {}", p.multiplier);
+    Ok(p)
 }
 
 fn seconds(key: &str, s: f64) -> Result<Duration> {
@@ -178,7 +198,11 @@ mod tests {
     fn flags_win_over_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.yaml");
-        std::fs::write(&file, "data_dir: /from/file\npacks_path: a:b\nsensorcontainer:\n  stop_grace_seconds: 2.5\n  restart:\n    max_restarts: 3\n").unwrap();
+        std::fs::write(
+            &file,
+            "data_dir: /from/file\npacks_path: a:b\nsensorcontainer:\n  stop_grace_seconds: 2.5\n  restart:\n    max_restarts: 3\n  sensors:\n    p.S:\n      stop_grace_seconds: 1\n      restart: {multiplier: 3}\n",
+        )
+        .unwrap();
         let opts = GlobalOpts { config: Some(file.clone()), data_dir: Some("/from/flag".into()), ..Default::default() };
         let s = Settings::resolve(&opts).unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/from/flag"));
@@ -187,6 +211,11 @@ mod tests {
         assert_eq!(s.container.stop_grace, Duration::from_millis(2500));
         assert_eq!(s.container.restart.max_restarts, 3);
         assert_eq!(s.container.data_dir, PathBuf::from("/from/flag"));
+        let p = s.container.policy_for("p.S");
+        assert_eq!(p.stop_grace, Duration::from_secs(1));
+        assert_eq!(p.restart.multiplier, 3.0);
+        assert_eq!(p.restart.max_restarts, 3, "unset keys inherit the global policy");
+        assert_eq!(s.container.policy_for("other.X").stop_grace, Duration::from_millis(2500));
     }
 
     #[test]

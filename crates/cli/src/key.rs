@@ -1,19 +1,15 @@
 //! `sensorctl key`: the datastore from the command line.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use container::catalog::Catalog;
-use container::dispatcher::Dispatcher;
-use container::kv::KvService;
-use store::datastore::{KeyValue, Scope};
-use store::{CryptoKey, Store};
+use serde_json::{json, Value};
+use store::CryptoKey;
 
 use crate::config::Settings;
-use crate::output::{or_dash, print_json, Table};
-use crate::sensorctl::JsonFlag;
+use crate::output::print_json;
+use crate::sensorctl::{s, table_or_json, Backend, JsonFlag};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCmd {
@@ -79,7 +75,7 @@ pub enum KeyCmd {
     },
 }
 
-/// `key generate-crypto-key`.
+/// `key generate-crypto-key`: local, needs no database.
 pub fn generate(settings: &Settings, cmd: KeyCmd) -> Result<()> {
     let KeyCmd::GenerateCryptoKey { path } = cmd else { bail!("not a generate-crypto-key command") };
     let Some(path) = path.or_else(|| settings.container.encryption_key_path.clone()) else {
@@ -90,81 +86,44 @@ pub fn generate(settings: &Settings, cmd: KeyCmd) -> Result<()> {
     Ok(())
 }
 
-/// Run a `key` subcommand against an open store.
-pub fn run(settings: &Settings, store: &Store, cmd: KeyCmd) -> Result<()> {
-    let kv = kv_service(settings, store)?;
+/// Run a `key` subcommand.
+pub async fn run(backend: &Backend, cmd: KeyCmd) -> Result<()> {
     match cmd {
         KeyCmd::List { prefix, decrypt, scope, json } => {
-            let items = kv.datastore.list(Scope::parse(&scope)?, prefix.as_deref().unwrap_or(""), 0, None, decrypt)?;
-            let items: Vec<_> = items.iter().map(|k| k.to_api(false)).collect();
-            if json.json {
-                return print_json(&items);
-            }
-            let mut t = Table::new(&["NAME", "VALUE", "SECRET", "EXPIRES"]);
-            for k in &items {
-                t.row(vec![
-                    k["name"].as_str().unwrap_or_default().into(),
-                    k["value"].as_str().unwrap_or_default().into(),
-                    k["secret"].to_string(),
-                    or_dash(k["expire_timestamp"].as_str()),
-                ]);
-            }
-            print!("{}", t.render());
+            let v = backend.call("key.list", json!({"prefix": prefix, "decrypt": decrypt, "scope": scope})).await?;
+            table_or_json(json, &v, &["NAME", "VALUE", "SECRET", "EXPIRES"], |k| {
+                vec![s(&k["name"]), s(&k["value"]), k["secret"].to_string(), s(&k["expire_timestamp"])]
+            })?;
         }
         KeyCmd::Get { name, decrypt, scope, json } => {
-            let Some(k) = kv.datastore.get(Scope::parse(&scope)?, &name, decrypt)? else {
-                bail!("key '{name}' not found (or expired) in scope {scope}");
-            };
+            let v = backend.call("key.get", json!({"name": name, "decrypt": decrypt, "scope": scope})).await?;
             if json.json {
-                return print_json(&k.to_api(false));
+                return print_json(&v);
             }
-            println!("{}", k.value);
+            println!("{}", s(&v["value"]));
         }
         KeyCmd::Set { name, value, ttl, encrypt, scope } => {
-            kv.set(Scope::parse(&scope)?, &name, &value, ttl, encrypt)?;
-            store.flush()?;
+            backend
+                .call("key.set", json!({"name": name, "value": value, "ttl": ttl, "encrypt": encrypt, "scope": scope}))
+                .await?;
             println!("set {name}");
         }
         KeyCmd::Delete { name, scope } => {
-            let (deleted, _) = kv.delete(Scope::parse(&scope)?, &name)?;
-            store.flush()?;
-            if !deleted {
-                bail!("key '{name}' not found (or expired) in scope {scope}");
-            }
+            backend.call("key.delete", json!({"name": name, "scope": scope})).await?;
             println!("deleted {name}");
         }
-        KeyCmd::Export => {
-            let mut all = kv.datastore.list(Scope::System, "", 0, None, false)?;
-            all.extend(kv.datastore.list(Scope::User, "", 0, None, false)?);
-            print_json(&all)?;
-        }
+        KeyCmd::Export => print_json(&backend.call("key.export", json!({})).await?)?,
         KeyCmd::Load { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let items: Vec<KeyValue> = serde_json::from_str(&text)
+            let items: Value = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a `sensorctl key export` file", file.display()))?;
-            // Check every record before writing any: nothing half-loaded.
-            for (i, k) in items.iter().enumerate() {
-                if k.name.is_empty() || k.name.len() > store::datastore::MAX_NAME_BYTES {
-                    bail!("{}: item {i}: bad key name {:?}; nothing was loaded", file.display(), k.name);
-                }
-            }
-            let n = items.len();
-            for k in items {
-                kv.load(k)?;
-            }
-            store.flush()?;
-            println!("loaded {n} keys");
+            let v = backend
+                .call("key.load", json!({"items": items}))
+                .await
+                .with_context(|| format!("{}: not loaded", file.display()))?;
+            println!("loaded {} keys", v["loaded"]);
         }
-        KeyCmd::GenerateCryptoKey { .. } => generate(settings, cmd)?,
+        KeyCmd::GenerateCryptoKey { .. } => bail!("generate-crypto-key runs without a backend"),
     }
     Ok(())
-}
-
-fn kv_service(settings: &Settings, store: &Store) -> Result<KvService> {
-    let crypto = match &settings.container.encryption_key_path {
-        Some(p) => Some(Arc::new(CryptoKey::load(p)?)),
-        None => None,
-    };
-    let dispatcher = Arc::new(Dispatcher::new(Catalog::load(&store.registry)?, store.instances.clone()));
-    Ok(KvService::new(store.datastore.clone().with_crypto(crypto), dispatcher))
 }

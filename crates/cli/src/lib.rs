@@ -2,9 +2,11 @@
 //! options and configuration, output formatting, and the commands.
 
 pub mod config;
+pub mod control;
 pub mod embedded;
 pub mod key;
 pub mod logging;
+pub mod ops;
 pub mod output;
 pub mod reload;
 pub mod sensorctl;

@@ -15,15 +15,21 @@ pub struct ReloadMode {
     pub no_fail: bool,
 }
 
+/// What a registration did, and what the operator should hear about.
+#[derive(Debug, Clone)]
+pub struct ReloadOutcome {
+    pub summary: RegisterSummary,
+    /// Warnings (shadowed packs, skipped bad files in no-fail mode).
+    pub warnings: Vec<String>,
+}
+
 /// Load every pack and register it. In fail-fast mode nothing is written
 /// when any file is bad.
-pub fn reload(settings: &Settings, store: &Store, mode: ReloadMode) -> Result<RegisterSummary> {
+pub fn reload(settings: &Settings, store: &Store, mode: ReloadMode) -> Result<ReloadOutcome> {
     let mut opts = settings.load_options();
     opts.packs_paths = embedded::packs_paths_with_core(&opts.packs_paths, &settings.data_dir)?;
     let report = content::load_packs(&opts);
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
+    let mut warnings = report.warnings.clone();
     if !report.errors.is_empty() {
         if !mode.no_fail {
             let more = report.errors.len() - 1;
@@ -34,13 +40,11 @@ pub fn reload(settings: &Settings, store: &Store, mode: ReloadMode) -> Result<Re
             };
             bail!("{}{hint}\nnothing was registered", report.errors[0]);
         }
-        for e in &report.errors {
-            eprintln!("warning: skipped: {e}");
-        }
+        warnings.extend(report.errors.iter().map(|e| format!("skipped: {e}")));
     }
     let summary = registrar::register(&store.registry, &report, mode.what)?;
     store.flush()?;
-    Ok(summary)
+    Ok(ReloadOutcome { summary, warnings })
 }
 
 /// The one-line report printed after a registration.

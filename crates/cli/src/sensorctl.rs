@@ -1,20 +1,25 @@
-//! `sensorctl`: register content and inspect the registry and the
-//! trigger-instance log.
+//! `sensorctl`: register content, inspect and control sensors, trigger
+//! instances and the datastore.
 //!
-//! While a `sensorcontainer` runs it holds the database (sled allows one
-//! process); until the control API exists, `sensorctl` then reports that
-//! clearly instead of reading stale data.
+//! While a `sensorcontainer` runs it owns the database (sled allows one
+//! process), so `sensorctl` talks to its control API; otherwise it opens
+//! the database itself. Both run the same operations ([`crate::ops`]), so
+//! the output is the same either way.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use serde::Serialize;
-use serde_json::Value;
-use store::registrar::RegisterWhat;
-use store::{InstanceFilter, SensorRecord, Store, StoreOptions};
+use serde_json::{json, Value};
+use store::{Store, StoreOptions};
 
 use crate::config::{GlobalOpts, Settings};
+use crate::control;
+use crate::key::KeyCmd;
+use crate::ops::Ops;
 use crate::output::{or_dash, print_json, Table};
-use crate::reload::{self, ReloadMode};
 
 /// Manage the sensor container's registry, sensors and trigger instances.
 #[derive(Debug, Parser)]
@@ -33,7 +38,7 @@ pub enum Command {
     /// Registered packs
     #[command(subcommand)]
     Pack(PackCmd),
-    /// Registered sensors
+    /// Registered sensors and, while a container runs, their state
     #[command(subcommand)]
     Sensor(SensorCmd),
     /// Registered trigger types
@@ -44,7 +49,7 @@ pub enum Command {
     TriggerInstance(TriggerInstanceCmd),
     /// The datastore: keys, values, secrets, TTLs
     #[command(subcommand)]
-    Key(crate::key::KeyCmd),
+    Key(KeyCmd),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +106,11 @@ pub enum SensorCmd {
         /// Sensor ref, <pack>.<ClassName>
         sensor_ref: String,
     },
+    /// Restart a sensor in the running container (fresh process and counters)
+    Restart {
+        /// Sensor ref, <pack>.<ClassName>
+        sensor_ref: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,119 +154,40 @@ pub enum TriggerInstanceCmd {
     },
 }
 
-/// A sensor as `sensorctl` shows it. Field names are a stable interface.
-#[derive(Debug, Serialize)]
-pub struct SensorView {
-    #[serde(rename = "ref")]
-    pub sensor_ref: String,
-    pub pack: String,
-    pub class_name: String,
-    pub description: Option<String>,
-    /// Effective: the operator's choice if made, else the metadata's.
-    pub enabled: bool,
-    pub enabled_in_metadata: bool,
-    pub operator_enabled: Option<bool>,
-    pub poll_interval: Option<u64>,
-    pub trigger_types: Vec<String>,
-    pub runner_type: content::RunnerType,
-    pub entry_point: String,
-    pub metadata_file: String,
-    pub content_hash: String,
+/// Where operations run: the container's control API, or this process.
+pub enum Backend {
+    /// A running container, through its control socket.
+    Remote(PathBuf),
+    /// No container: the database, opened here.
+    Local(Box<Ops>),
 }
 
-impl From<&SensorRecord> for SensorView {
-    fn from(r: &SensorRecord) -> Self {
-        let s = &r.sensor;
-        SensorView {
-            sensor_ref: s.sensor_ref.clone(),
-            pack: s.pack.clone(),
-            class_name: s.class_name.clone(),
-            description: s.description.clone(),
-            enabled: r.enabled(),
-            enabled_in_metadata: s.enabled,
-            operator_enabled: r.operator_enabled,
-            poll_interval: s.poll_interval,
-            trigger_types: s.trigger_types.clone(),
-            runner_type: s.runner_type,
-            entry_point: s.entry_point.display().to_string(),
-            metadata_file: s.metadata_file.display().to_string(),
-            content_hash: s.content_hash.clone(),
+impl Backend {
+    /// Use the control API if a container answers on the data dir's socket,
+    /// else open the database.
+    pub async fn connect(settings: &Settings) -> Result<Backend> {
+        let sock = control::socket_path(&settings.data_dir);
+        if tokio::net::UnixStream::connect(&sock).await.is_ok() {
+            return Ok(Backend::Remote(sock));
         }
+        let store = Arc::new(open_store(settings)?);
+        let ops = Ops::local(store, settings.clone()).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Backend::Local(Box::new(ops)))
     }
-}
 
-/// Run a parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
-    let settings = Settings::resolve(&cli.global)?;
-    if let Command::Key(cmd @ crate::key::KeyCmd::GenerateCryptoKey { .. }) = cli.command {
-        // Needs no database, so it works while a container runs.
-        return crate::key::generate(&settings, cmd);
+    /// Run one operation.
+    pub async fn call(&self, op: &str, params: Value) -> Result<Value> {
+        let result = match self {
+            Backend::Local(ops) => ops.execute(op, params).await,
+            Backend::Remote(sock) => {
+                // Operations that stop sensors wait up to their grace periods.
+                let slow = matches!(op, "reload" | "sensor.enable" | "sensor.disable" | "sensor.restart");
+                let timeout = Duration::from_secs(if slow { 600 } else { 60 });
+                control::call(sock, op, &params, timeout).await?
+            }
+        };
+        result.map_err(|e| anyhow::anyhow!(e.message))
     }
-    let store = open_store(&settings)?;
-    match cli.command {
-        Command::Reload(args) => {
-            let any = args.register_sensors || args.register_triggers || args.register_configs;
-            let what = if args.register_all || !any {
-                RegisterWhat::all()
-            } else {
-                RegisterWhat {
-                    sensors: args.register_sensors,
-                    triggers: args.register_triggers,
-                    configs: args.register_configs,
-                }
-            };
-            let summary = reload::reload(&settings, &store, ReloadMode { what, no_fail: args.register_no_fail_on_failure })?;
-            println!("{}", reload::describe(&summary));
-        }
-        Command::Pack(PackCmd::List(f)) => {
-            let packs = store.registry.packs()?;
-            if f.json {
-                return print_json(&packs);
-            }
-            let mut t = Table::new(&["REF", "VERSION", "AUTHOR", "DESCRIPTION"]);
-            for p in &packs {
-                t.row(vec![p.pack_ref.clone(), p.version.clone(), p.author.clone(), p.description.clone()]);
-            }
-            print!("{}", t.render());
-        }
-        Command::Sensor(cmd) => sensor(&store, cmd)?,
-        Command::TriggerType(TriggerTypeCmd::List(f)) => {
-            let types = store.registry.trigger_types()?;
-            if f.json {
-                return print_json(&types);
-            }
-            let mut t = Table::new(&["REF", "PARAMETERS", "DESCRIPTION"]);
-            for tt in &types {
-                t.row(vec![
-                    tt.type_ref.clone(),
-                    if tt.parameters_schema.is_some() { "yes".into() } else { "no".into() },
-                    tt.description.clone().unwrap_or_default(),
-                ]);
-            }
-            print!("{}", t.render());
-        }
-        Command::TriggerType(TriggerTypeCmd::Get { type_ref, json }) => {
-            let Some(tt) = store.registry.trigger_type(&type_ref)? else {
-                bail!("trigger type '{type_ref}' not found (see `sensorctl trigger-type list`)");
-            };
-            if json.json {
-                return print_json(&tt);
-            }
-            println!("ref:               {}", tt.type_ref);
-            println!("description:       {}", tt.description.as_deref().unwrap_or("-"));
-            println!("tags:              {}", tt.tags.join(", "));
-            println!("file:              {}", tt.metadata_file.display());
-            println!("payload_schema:    {}", serde_json::to_string_pretty(&tt.payload_schema)?);
-            println!("parameters_schema: {}", or_dash(tt.parameters_schema.as_ref().map(pretty)));
-        }
-        Command::TriggerInstance(cmd) => trigger_instance(&store, cmd)?,
-        Command::Key(cmd) => crate::key::run(&settings, &store, cmd)?,
-    }
-    Ok(())
-}
-
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
 /// Open the database, explaining the single-process limit when it bites.
@@ -264,102 +195,189 @@ pub fn open_store(settings: &Settings) -> Result<Store> {
     match Store::open(&settings.data_dir, &StoreOptions::default()) {
         Ok(s) => Ok(s),
         Err(e @ store::StoreError::Locked { .. }) => Err(anyhow::anyhow!(
-            "{e}\nA running sensorcontainer owns the database; stop it to use sensorctl on {} \
-             (sensorctl talking to a running container comes with the control API).",
-            settings.data_dir.display()
+            "{e}\nIts control socket {} does not answer (the container may be starting or stopping); try again.",
+            control::socket_path(&settings.data_dir).display()
         )),
         Err(e) => Err(e).with_context(|| format!("cannot open the database in {}", settings.data_dir.display())),
     }
 }
 
-fn sensor(store: &Store, cmd: SensorCmd) -> Result<()> {
-    match cmd {
-        SensorCmd::List(f) => {
-            let sensors: Vec<SensorView> = store.registry.sensors()?.iter().map(SensorView::from).collect();
-            if f.json {
-                return print_json(&sensors);
+/// Run a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let settings = Settings::resolve(&cli.global)?;
+    if let Command::Key(cmd @ KeyCmd::GenerateCryptoKey { .. }) = cli.command {
+        // Needs no database, so it works while a container runs.
+        return crate::key::generate(&settings, cmd);
+    }
+    let backend = Backend::connect(&settings).await?;
+    match cli.command {
+        Command::Reload(args) => {
+            let v = backend
+                .call(
+                    "reload",
+                    json!({
+                        "sensors": args.register_sensors || args.register_all,
+                        "triggers": args.register_triggers || args.register_all,
+                        "configs": args.register_configs || args.register_all,
+                        "no_fail": args.register_no_fail_on_failure,
+                    }),
+                )
+                .await?;
+            for w in v["warnings"].as_array().into_iter().flatten() {
+                eprintln!("warning: {}", w.as_str().unwrap_or_default());
             }
-            let mut t = Table::new(&["REF", "ENABLED", "POLL", "TRIGGER TYPES"]);
-            for s in &sensors {
-                t.row(vec![
-                    s.sensor_ref.clone(),
-                    s.enabled.to_string(),
-                    or_dash(s.poll_interval),
-                    s.trigger_types.join(","),
-                ]);
+            println!("{}", v["message"].as_str().unwrap_or_default());
+            if let Some(a) = v["applied"].as_object() {
+                let names = |k: &str| a[k].as_array().map(|l| l.len()).unwrap_or(0);
+                println!(
+                    "Container: started {}, stopped {}, restarted {}, unchanged {}.",
+                    names("started"),
+                    names("stopped"),
+                    names("restarted"),
+                    a["unchanged"]
+                );
             }
-            print!("{}", t.render());
         }
-        SensorCmd::Get { sensor_ref, json } => {
-            let Some(record) = store.registry.sensor(&sensor_ref)? else {
-                bail!("sensor '{sensor_ref}' not found (see `sensorctl sensor list`)");
-            };
-            let view = SensorView::from(&record);
+        Command::Pack(PackCmd::List(f)) => {
+            let v = backend.call("pack.list", json!({})).await?;
+            table_or_json(f, &v, &["REF", "VERSION", "AUTHOR", "DESCRIPTION"], |p| {
+                vec![s(&p["ref"]), s(&p["version"]), s(&p["author"]), s(&p["description"])]
+            })?;
+        }
+        Command::Sensor(SensorCmd::List(f)) => {
+            let v = backend.call("sensor.list", json!({})).await?;
+            table_or_json(f, &v, &["REF", "ENABLED", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "DISPATCHED", "INVALID"], |x| {
+                vec![
+                    s(&x["ref"]),
+                    x["enabled"].to_string(),
+                    s(&x["state"]),
+                    or_dash(x["pid"].as_u64()),
+                    or_dash(x["uptime_seconds"].as_u64().map(|u| format!("{u}s"))),
+                    x["restarts"].to_string(),
+                    exit_text(&x["last_exit"]),
+                    x["dispatched"].to_string(),
+                    x["validation_failures"].to_string(),
+                ]
+            })?;
+        }
+        Command::Sensor(SensorCmd::Get { sensor_ref, json }) => {
+            let v = backend.call("sensor.get", json!({"ref": sensor_ref})).await?;
             if json.json {
-                return print_json(&view);
+                return print_json(&v);
             }
-            println!("ref:            {}", view.sensor_ref);
-            println!("enabled:        {}", view.enabled);
-            println!("class_name:     {}", view.class_name);
-            println!("description:    {}", view.description.as_deref().unwrap_or("-"));
-            println!("poll_interval:  {}", or_dash(view.poll_interval));
-            println!("trigger_types:  {}", view.trigger_types.join(", "));
-            println!("entry_point:    {}", view.entry_point);
-            println!("metadata_file:  {}", view.metadata_file);
+            for (k, label) in [
+                ("ref", "ref"),
+                ("enabled", "enabled"),
+                ("state", "state"),
+                ("pid", "pid"),
+                ("restarts", "restarts"),
+                ("class_name", "class_name"),
+                ("description", "description"),
+                ("poll_interval", "poll_interval"),
+                ("entry_point", "entry_point"),
+                ("metadata_file", "metadata_file"),
+            ] {
+                println!("{:<15} {}", format!("{label}:"), s(&v[k]));
+            }
+            println!("{:<15} {}", "last_exit:", exit_text(&v["last_exit"]));
+            println!("{:<15} {}", "trigger_types:", list(&v["trigger_types"]));
         }
-        SensorCmd::Enable { sensor_ref } => set_enabled(store, &sensor_ref, true)?,
-        SensorCmd::Disable { sensor_ref } => set_enabled(store, &sensor_ref, false)?,
+        Command::Sensor(cmd @ (SensorCmd::Enable { .. } | SensorCmd::Disable { .. } | SensorCmd::Restart { .. })) => {
+            let (op, r, done) = match cmd {
+                SensorCmd::Enable { sensor_ref } => ("sensor.enable", sensor_ref, "enabled"),
+                SensorCmd::Disable { sensor_ref } => ("sensor.disable", sensor_ref, "disabled"),
+                SensorCmd::Restart { sensor_ref } => ("sensor.restart", sensor_ref, "restarted"),
+                _ => unreachable!("matched above"),
+            };
+            let v = backend.call(op, json!({"ref": r})).await?;
+            println!("sensor {r} {done} (state: {})", s(&v["state"]));
+        }
+        Command::TriggerType(TriggerTypeCmd::List(f)) => {
+            let v = backend.call("trigger-type.list", json!({})).await?;
+            table_or_json(f, &v, &["REF", "PARAMETERS", "DESCRIPTION"], |t| {
+                let params = if t["parameters_schema"].is_null() { "no" } else { "yes" };
+                vec![s(&t["ref"]), params.into(), s(&t["description"])]
+            })?;
+        }
+        Command::TriggerType(TriggerTypeCmd::Get { type_ref, json }) => {
+            let v = backend.call("trigger-type.get", json!({"ref": type_ref})).await?;
+            if json.json {
+                return print_json(&v);
+            }
+            println!("ref:               {}", s(&v["ref"]));
+            println!("description:       {}", s(&v["description"]));
+            println!("tags:              {}", list(&v["tags"]));
+            println!("file:              {}", s(&v["metadata_file"]));
+            println!("payload_schema:    {}", pretty(&v["payload_schema"]));
+            println!("parameters_schema: {}", pretty(&v["parameters_schema"]));
+        }
+        Command::TriggerInstance(TriggerInstanceCmd::List { trigger, sensor, since, limit, json }) => {
+            let v = backend
+                .call("trigger-instance.list", json!({"trigger": trigger, "sensor": sensor, "since": since, "limit": limit}))
+                .await?;
+            table_or_json(json, &v, &["ID", "OCCURRED", "TRIGGER", "SENSOR", "PAYLOAD"], |i| {
+                let mut payload = i["payload"].to_string();
+                if payload.chars().count() > 60 {
+                    payload = payload.chars().take(57).collect::<String>() + "...";
+                }
+                vec![s(&i["id"]), s(&i["occurrence_time"]), s(&i["trigger"]), s(&i["sensor"]), payload]
+            })?;
+        }
+        Command::TriggerInstance(TriggerInstanceCmd::Get { id, json }) => {
+            let v = backend.call("trigger-instance.get", json!({"id": id})).await?;
+            if json.json {
+                return print_json(&v);
+            }
+            for k in ["id", "trigger", "trigger_type", "sensor", "occurrence_time", "status", "trace_tag"] {
+                println!("{:<16} {}", format!("{k}:"), s(&v[k]));
+            }
+            println!("{:<16} {}", "payload:", pretty(&v["payload"]));
+        }
+        Command::Key(cmd) => crate::key::run(&backend, cmd).await?,
     }
     Ok(())
 }
 
-fn set_enabled(store: &Store, sensor_ref: &str, enabled: bool) -> Result<()> {
-    match store.registry.set_operator_enabled(sensor_ref, enabled) {
-        Ok(_) => {
-            store.flush()?;
-            println!("sensor {sensor_ref} {}", if enabled { "enabled" } else { "disabled" });
-            Ok(())
-        }
-        Err(store::StoreError::NotFound { .. }) => bail!("sensor '{sensor_ref}' not found (see `sensorctl sensor list`)"),
-        Err(e) => Err(e.into()),
+/// A JSON value as table text: strings bare, null as `-`.
+pub fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(x) => x.clone(),
+        other => other.to_string(),
     }
 }
 
-fn trigger_instance(store: &Store, cmd: TriggerInstanceCmd) -> Result<()> {
-    match cmd {
-        TriggerInstanceCmd::List { trigger, sensor, since, limit, json } => {
-            let list = store.instances.list(&InstanceFilter { trigger, sensor, since, limit: Some(limit) })?;
-            if json.json {
-                return print_json(&list);
-            }
-            let mut t = Table::new(&["ID", "OCCURRED", "TRIGGER", "SENSOR", "PAYLOAD"]);
-            for i in &list {
-                let mut payload = i.payload.to_string();
-                if payload.chars().count() > 60 {
-                    payload = payload.chars().take(57).collect::<String>() + "...";
-                }
-                t.row(vec![i.id.clone(), i.occurrence_time.clone(), i.trigger.clone(), or_dash(i.sensor.as_ref()), payload]);
-            }
-            print!("{}", t.render());
-        }
-        TriggerInstanceCmd::Get { id, json } => {
-            let inst = match store.instances.get(&id) {
-                Ok(i) => i,
-                Err(store::StoreError::NotFound { .. }) => bail!("trigger instance '{id}' not found"),
-                Err(e) => return Err(e.into()),
-            };
-            if json.json {
-                return print_json(&inst);
-            }
-            println!("id:              {}", inst.id);
-            println!("trigger:         {}", inst.trigger);
-            println!("trigger_type:    {}", inst.trigger_type);
-            println!("sensor:          {}", or_dash(inst.sensor.as_ref()));
-            println!("occurrence_time: {}", inst.occurrence_time);
-            println!("status:          {}", inst.status);
-            println!("trace_tag:       {}", inst.trace_tag);
-            println!("payload:         {}", pretty(&inst.payload));
-        }
+fn list(v: &Value) -> String {
+    v.as_array().map(|l| l.iter().map(s).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+}
+
+fn pretty(v: &Value) -> String {
+    if v.is_null() {
+        return "-".into();
     }
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+fn exit_text(v: &Value) -> String {
+    if let Some(c) = v.get("code") {
+        format!("exit {c}")
+    } else if let Some(sig) = v.get("signal") {
+        format!("signal {sig}")
+    } else {
+        "-".into()
+    }
+}
+
+/// Print a list as JSON or as a table built row by row.
+pub fn table_or_json(f: JsonFlag, v: &Value, headers: &[&'static str], row: impl Fn(&Value) -> Vec<String>) -> Result<()> {
+    if f.json {
+        return print_json(v);
+    }
+    let Some(items) = v.as_array() else { bail!("expected a list from the server, got {v}") };
+    let mut t = Table::new(headers);
+    for item in items {
+        t.row(row(item));
+    }
+    print!("{}", t.render());
     Ok(())
 }

@@ -24,5 +24,5 @@ pub mod spawn;
 pub mod status;
 pub mod supervisor;
 
-pub use settings::{ContainerSettings, RestartPolicy};
-pub use supervisor::{Container, Selection};
+pub use settings::{ContainerSettings, RestartPolicy, SensorPolicy};
+pub use supervisor::{ApplyReport, Container, ContainerError, Selection};

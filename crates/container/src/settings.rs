@@ -40,6 +40,14 @@ impl RestartPolicy {
     }
 }
 
+/// How one sensor is restarted and stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorPolicy {
+    pub restart: RestartPolicy,
+    /// Time between shutdown/SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+}
+
 /// Everything the container needs to run sensors.
 #[derive(Debug, Clone)]
 pub struct ContainerSettings {
@@ -55,6 +63,8 @@ pub struct ContainerSettings {
     pub restart: RestartPolicy,
     /// AES-256-GCM key file for datastore secrets (`None`: secrets refused).
     pub encryption_key_path: Option<PathBuf>,
+    /// Per-sensor overrides of `restart` and `stop_grace`, by sensor ref.
+    pub per_sensor: std::collections::BTreeMap<String, SensorPolicy>,
 }
 
 impl ContainerSettings {
@@ -67,7 +77,16 @@ impl ContainerSettings {
             max_frame_bytes: protocol::DEFAULT_MAX_FRAME_BYTES,
             restart: RestartPolicy::default(),
             encryption_key_path: None,
+            per_sensor: Default::default(),
         }
+    }
+
+    /// The policy for one sensor: its override, else the global one.
+    pub fn policy_for(&self, sensor_ref: &str) -> SensorPolicy {
+        self.per_sensor
+            .get(sensor_ref)
+            .cloned()
+            .unwrap_or_else(|| SensorPolicy { restart: self.restart.clone(), stop_grace: self.stop_grace })
     }
 }
 

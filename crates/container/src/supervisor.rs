@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use md5::{Digest, Md5};
+use serde::Serialize;
 use serde_json::json;
 use store::{SensorRecord, Store};
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 
 use crate::catalog::Catalog;
 use crate::dispatcher::Dispatcher;
@@ -17,9 +19,9 @@ use crate::internal;
 use crate::kv::{self, KvService};
 use crate::runtime;
 use crate::service::{self, ConnectionHandle, SensorContext, ServiceDeps};
-use crate::settings::ContainerSettings;
 use crate::spawn::{self, SpawnSpec};
-use crate::status::{ExitStatus, SensorState, SensorStatus};
+use crate::settings::{ContainerSettings, SensorPolicy};
+use crate::status::{ExitStatus, SensorState, SensorStatus, StatusSnapshot};
 
 /// Which sensors to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +32,17 @@ pub enum Selection {
     One(String),
 }
 
-/// Errors starting the container.
+impl Selection {
+    /// Whether this container runs `record`.
+    pub fn wants(&self, record: &SensorRecord) -> bool {
+        match self {
+            Selection::AllEnabled => record.enabled(),
+            Selection::One(r) => *r == record.sensor.sensor_ref,
+        }
+    }
+}
+
+/// Errors starting or controlling the container.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     #[error(transparent)]
@@ -39,6 +51,8 @@ pub enum ContainerError {
     Runtime(#[from] runtime::RuntimeError),
     #[error("sensor '{0}' is not registered (run `sensorctl reload --register-all`, and check `sensorctl sensor list`)")]
     UnknownSensor(String),
+    #[error("sensor '{0}' is not run by this container (it is disabled, or another sensor was selected with --sensor-ref)")]
+    NotAssigned(String),
 }
 
 /// How a sensor is started, prepared once.
@@ -52,21 +66,48 @@ struct Launcher {
 struct Runner {
     status: Arc<SensorStatus>,
     stop: watch::Sender<bool>,
-    join: tokio::task::JoinHandle<Option<ExitStatus>>,
+    /// Becomes `Some(last exit)` when the supervising task ends.
+    done: watch::Receiver<Option<Option<ExitStatus>>>,
+    /// What the sensor was started from; a reload restarts it when this changes.
+    fingerprint: String,
 }
 
-/// The sensor container.
+/// What a reload changed.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ApplyReport {
+    pub started: Vec<String>,
+    pub stopped: Vec<String>,
+    pub restarted: Vec<String>,
+    pub unchanged: usize,
+}
+
+/// The sensor container: owns every sensor's supervising task.
 pub struct Container {
     settings: ContainerSettings,
     store: Arc<Store>,
     deps: Arc<ServiceDeps>,
     launcher: Launcher,
-    runners: BTreeMap<String, Runner>,
+    selection: Selection,
+    single_sensor_mode: bool,
+    /// Control operations (apply, restart, stop) hold this for their whole
+    /// duration, so they never interleave.
+    runners: Mutex<BTreeMap<String, Runner>>,
 }
 
 impl Container {
-    /// Prepare: load the catalog, install the Python runtime, resolve Python.
-    pub fn new(settings: ContainerSettings, store: Arc<Store>) -> Result<Container, ContainerError> {
+    /// Prepare: load the catalog, install the Python runtime, resolve Python,
+    /// load the encryption key.
+    pub fn new(
+        settings: ContainerSettings,
+        store: Arc<Store>,
+        selection: Selection,
+        single_sensor_mode: bool,
+    ) -> Result<Arc<Container>, ContainerError> {
+        if let Selection::One(r) = &selection {
+            if store.registry.sensor(r)?.is_none() {
+                return Err(ContainerError::UnknownSensor(r.clone()));
+            }
+        }
         let catalog = Catalog::load(&store.registry)?;
         let dispatcher = Arc::new(Dispatcher::new(catalog, store.instances.clone()));
         let crypto = match &settings.encryption_key_path {
@@ -80,12 +121,20 @@ impl Container {
         if let Err(e) = &python {
             tracing::error!("{e}; Python sensors cannot start");
         }
-        Ok(Container { settings, store, deps, launcher: Launcher { python, runtime_dir }, runners: BTreeMap::new() })
+        Ok(Arc::new(Container {
+            settings,
+            store,
+            deps,
+            launcher: Launcher { python, runtime_dir },
+            selection,
+            single_sensor_mode,
+            runners: Mutex::new(BTreeMap::new()),
+        }))
     }
 
     /// Status snapshots of the supervised sensors, by ref.
-    pub fn statuses(&self) -> BTreeMap<String, crate::status::StatusSnapshot> {
-        self.runners.iter().map(|(r, runner)| (r.clone(), runner.status.snapshot())).collect()
+    pub async fn statuses(&self) -> BTreeMap<String, StatusSnapshot> {
+        self.runners.lock().await.iter().map(|(r, runner)| (r.clone(), runner.status.snapshot())).collect()
     }
 
     /// The dispatcher shared by every sensor.
@@ -93,46 +142,45 @@ impl Container {
         &self.deps.dispatcher
     }
 
-    /// Run the selected sensors until `shutdown` resolves (or, in single
-    /// sensor mode, until the sensor exits). Returns the process exit code:
-    /// the child's in single-sensor mode, else 0.
-    pub async fn run(
-        mut self,
-        selection: Selection,
-        single_sensor_mode: bool,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> Result<i32, ContainerError> {
-        let records = self.select(&selection)?;
-        if records.is_empty() {
+    /// The datastore service (with the container's encryption key).
+    pub fn kv(&self) -> &KvService {
+        &self.deps.kv
+    }
+
+    /// Which sensors this container runs.
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    /// Run until `shutdown` resolves (or, in single sensor mode, until the
+    /// sensor exits). Returns the process exit code: the child's in
+    /// single-sensor mode, else 0.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) -> Result<i32, ContainerError> {
+        let report = self.apply().await?;
+        if report.started.is_empty() {
             tracing::warn!("no enabled sensors to run (see `sensorctl sensor list`)");
         }
         let sweeper = tokio::spawn(kv::run_sweeper(self.deps.kv.clone()));
-        tracing::info!(count = records.len(), "starting sensors");
-        for record in records {
-            self.start(record, single_sensor_mode)?;
-        }
         tokio::pin!(shutdown);
-        let code = if single_sensor_mode {
-            let (sensor_ref, runner) = match self.runners.pop_first() {
-                Some(r) => r,
-                None => return Ok(1),
-            };
-            let mut join = runner.join;
-            tokio::select! {
-                exit = &mut join => {
-                    let exit = exit.ok().flatten();
-                    tracing::info!(sensor = %sensor_ref, "single sensor mode: sensor ended ({exit:?})");
-                    exit.map(shell_code).unwrap_or(1)
-                }
-                _ = &mut shutdown => {
-                    let _ = runner.stop.send(true);
-                    let _ = join.await;
-                    0
+        let code = match (&self.selection, self.single_sensor_mode) {
+            (Selection::One(sensor_ref), true) => {
+                let done = self.runners.lock().await.get(sensor_ref).map(|r| r.done.clone());
+                match done {
+                    Some(mut done) => tokio::select! {
+                        exit = done.wait_for(|d| d.is_some()) => {
+                            let exit = exit.ok().and_then(|d| *d).flatten();
+                            tracing::info!(sensor = %sensor_ref, "single sensor mode: sensor ended ({exit:?})");
+                            exit.map(shell_code).unwrap_or(1)
+                        }
+                        _ = &mut shutdown => 0,
+                    },
+                    None => 1,
                 }
             }
-        } else {
-            shutdown.await;
-            0
+            _ => {
+                shutdown.await;
+                0
+            }
         };
         self.stop_all().await;
         sweeper.abort();
@@ -140,17 +188,77 @@ impl Container {
         Ok(code)
     }
 
-    fn select(&self, selection: &Selection) -> Result<Vec<SensorRecord>, ContainerError> {
-        match selection {
-            Selection::AllEnabled => Ok(self.store.registry.sensors()?.into_iter().filter(|r| r.enabled()).collect()),
-            Selection::One(r) => match self.store.registry.sensor(r)? {
-                Some(rec) => Ok(vec![rec]),
-                None => Err(ContainerError::UnknownSensor(r.clone())),
-            },
+    /// Bring the running sensors in line with the registry: start new or
+    /// newly enabled ones, stop removed or disabled ones, restart those
+    /// whose metadata, entry point, pack config or trigger types changed.
+    /// Unchanged sensors keep running untouched (same pid).
+    pub async fn apply(&self) -> Result<ApplyReport, ContainerError> {
+        self.deps.dispatcher.set_catalog(Catalog::load(&self.store.registry)?);
+        let mut desired = BTreeMap::new();
+        for record in self.store.registry.sensors()? {
+            if self.selection.wants(&record) {
+                let fp = self.fingerprint(&record)?;
+                desired.insert(record.sensor.sensor_ref.clone(), (record, fp));
+            }
         }
+        let mut runners = self.runners.lock().await;
+        let mut report = ApplyReport::default();
+        let gone: Vec<String> = runners.keys().filter(|r| !desired.contains_key(*r)).cloned().collect();
+        let changed: Vec<String> = desired
+            .iter()
+            .filter(|(r, (_, fp))| runners.get(*r).is_some_and(|run| run.fingerprint != *fp))
+            .map(|(r, _)| r.clone())
+            .collect();
+        let to_stop: Vec<Runner> = gone.iter().chain(&changed).filter_map(|r| runners.remove(r)).collect();
+        stop_runners(to_stop).await;
+        for r in &gone {
+            tracing::info!(sensor = %r, "stopped: no longer enabled or registered");
+        }
+        for (r, (record, fp)) in desired {
+            if runners.contains_key(&r) {
+                report.unchanged += 1;
+                continue;
+            }
+            runners.insert(r.clone(), self.start(&record, fp)?);
+            if changed.contains(&r) {
+                report.restarted.push(r);
+            } else {
+                report.started.push(r);
+            }
+        }
+        report.stopped = gone;
+        Ok(report)
     }
 
-    fn start(&mut self, record: SensorRecord, single_sensor_mode: bool) -> Result<(), ContainerError> {
+    /// Restart one sensor now (a fresh process and fresh counters).
+    pub async fn restart(&self, sensor_ref: &str) -> Result<(), ContainerError> {
+        let record =
+            self.store.registry.sensor(sensor_ref)?.ok_or_else(|| ContainerError::UnknownSensor(sensor_ref.into()))?;
+        if !self.selection.wants(&record) {
+            return Err(ContainerError::NotAssigned(sensor_ref.into()));
+        }
+        let fp = self.fingerprint(&record)?;
+        let mut runners = self.runners.lock().await;
+        if let Some(old) = runners.remove(sensor_ref) {
+            stop_runners(vec![old]).await;
+        }
+        tracing::info!(sensor = sensor_ref, "restart requested");
+        runners.insert(sensor_ref.to_string(), self.start(&record, fp)?);
+        Ok(())
+    }
+
+    /// What a sensor runs from: metadata (with the entry point's hash),
+    /// pack config and its trigger types. Not the operator's enable flag.
+    fn fingerprint(&self, record: &SensorRecord) -> Result<String, ContainerError> {
+        let registry = &self.store.registry;
+        let config = registry.config(&record.sensor.pack)?.map(|c| c.values);
+        let types: Vec<_> =
+            record.sensor.trigger_types.iter().map(|t| registry.trigger_type(t)).collect::<Result<_, _>>()?;
+        let bytes = serde_json::to_vec(&(&record.sensor, &config, &types)).unwrap_or_default();
+        Ok(format!("{:x}", Md5::digest(&bytes)))
+    }
+
+    fn start(&self, record: &SensorRecord, fingerprint: String) -> Result<Runner, ContainerError> {
         let sensor = &record.sensor;
         let config = self.store.registry.config(&sensor.pack)?.map(|c| c.values).unwrap_or_else(|| json!({}));
         let ctx = Arc::new(SensorContext {
@@ -164,29 +272,38 @@ impl Container {
         });
         let status = Arc::new(SensorStatus::default());
         let (stop, stop_rx) = watch::channel(false);
+        let (done_tx, done) = watch::channel(None);
         let task = SensorTask {
             ctx,
             deps: self.deps.clone(),
             status: status.clone(),
             launcher: self.launcher.clone(),
-            settings: self.settings.clone(),
-            restart: !single_sensor_mode,
+            policy: self.settings.policy_for(&sensor.sensor_ref),
+            restart: !self.single_sensor_mode,
         };
-        let join = tokio::spawn(task.run(stop_rx));
-        self.runners.insert(sensor.sensor_ref.clone(), Runner { status, stop, join });
-        Ok(())
+        tokio::spawn(async move {
+            let exit = task.run(stop_rx).await;
+            let _ = done_tx.send(Some(exit));
+        });
+        Ok(Runner { status, stop, done, fingerprint })
     }
 
-    async fn stop_all(&mut self) {
-        tracing::info!(count = self.runners.len(), "stopping sensors");
-        for runner in self.runners.values() {
-            let _ = runner.stop.send(true);
-        }
-        for (sensor_ref, runner) in std::mem::take(&mut self.runners) {
-            if let Err(e) = runner.join.await {
-                tracing::error!(sensor = %sensor_ref, "supervisor task failed: {e}");
-            }
-        }
+    /// Stop every sensor (concurrently: shutdown takes one grace period).
+    pub async fn stop_all(&self) {
+        let mut runners = self.runners.lock().await;
+        tracing::info!(count = runners.len(), "stopping sensors");
+        let all: Vec<Runner> = std::mem::take(&mut *runners).into_values().collect();
+        stop_runners(all).await;
+    }
+}
+
+/// Ask every runner to stop, then wait for all of them.
+async fn stop_runners(runners: Vec<Runner>) {
+    for r in &runners {
+        let _ = r.stop.send(true);
+    }
+    for mut r in runners {
+        let _ = r.done.wait_for(|d| d.is_some()).await;
     }
 }
 
@@ -209,14 +326,14 @@ struct SensorTask {
     deps: Arc<ServiceDeps>,
     status: Arc<SensorStatus>,
     launcher: Launcher,
-    settings: ContainerSettings,
+    policy: SensorPolicy,
     restart: bool,
 }
 
 impl SensorTask {
     async fn run(self, mut stop: watch::Receiver<bool>) -> Option<ExitStatus> {
         let sensor = self.ctx.sensor_ref.as_str();
-        let policy = &self.settings.restart;
+        let policy = &self.policy.restart;
         let mut streak = 0u32;
         let mut last_exit = None;
         loop {
@@ -228,6 +345,7 @@ impl SensorTask {
             last_exit = Some(exit);
             if *stop.borrow() {
                 self.status.set_state(SensorState::Stopped);
+                tracing::info!(sensor, "stopped");
                 break;
             }
             if exit == ExitStatus::Code(0) {
@@ -329,10 +447,10 @@ impl SensorTask {
         handle: &ConnectionHandle,
     ) -> std::io::Result<std::process::ExitStatus> {
         let sensor = self.ctx.sensor_ref.as_str();
-        tracing::info!(sensor, pid, "stopping (grace {:.1}s)", self.settings.stop_grace.as_secs_f64());
+        tracing::info!(sensor, pid, "stopping (grace {:.1}s)", self.policy.stop_grace.as_secs_f64());
         handle.notify_now("shutdown", json!({"reason": "container stopping"}));
         spawn::signal_group(pid, libc::SIGTERM);
-        match tokio::time::timeout(self.settings.stop_grace, child.wait()).await {
+        match tokio::time::timeout(self.policy.stop_grace, child.wait()).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::warn!(sensor, pid, "did not exit within the grace period; sending SIGKILL to its process group");

@@ -6,6 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use container::{Container, Selection};
 use sc_cli::config::{GlobalOpts, Settings};
+use sc_cli::control;
+use sc_cli::ops::Ops;
 use sc_cli::reload::{self, ReloadMode};
 use store::registrar::RegisterWhat;
 
@@ -52,18 +54,44 @@ fn run(cli: Cli) -> Result<i32> {
         let store = Arc::new(sc_cli::sensorctl::open_store(&settings)?);
         if store.registry.is_empty() {
             tracing::info!("registry is empty: registering packs from {:?}", settings.packs_paths);
-            let summary = reload::reload(&settings, &store, ReloadMode { what: RegisterWhat::all(), no_fail: true })?;
-            tracing::info!("{}", reload::describe(&summary));
+            let outcome = reload::reload(&settings, &store, ReloadMode { what: RegisterWhat::all(), no_fail: true })?;
+            for w in &outcome.warnings {
+                tracing::warn!("{w}");
+            }
+            tracing::info!("{}", reload::describe(&outcome.summary));
         }
         let selection = match cli.sensor_ref {
             Some(r) => Selection::One(r),
             None => Selection::AllEnabled,
         };
-        let container = Container::new(settings.container.clone(), store.clone())?;
-        let code = container.run(selection, cli.single_sensor_mode, shutdown_signal()).await?;
+        let container = Container::new(settings.container.clone(), store.clone(), selection, cli.single_sensor_mode)?;
+        let ops = Arc::new(Ops::live(container.clone(), store.clone(), settings.clone()));
+        let socket = control::socket_path(&settings.data_dir);
+        let server = control::serve(ops.clone(), socket.clone()).await?;
+        let hup = tokio::spawn(reload_on_sighup(ops));
+        let code = container.run(shutdown_signal()).await?;
+        hup.abort();
+        server.abort();
+        let _ = std::fs::remove_file(&socket);
         tracing::info!("sensorcontainer stopped");
         Ok(code)
     })
+}
+
+/// SIGHUP: `reload --register-all` (fail-fast: a bad file changes nothing).
+async fn reload_on_sighup(ops: Arc<Ops>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; reload with `sensorctl reload`");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading packs");
+        match ops.execute("reload", serde_json::json!({})).await {
+            Ok(v) => tracing::info!("{}", v["message"].as_str().unwrap_or_default()),
+            Err(e) => tracing::error!("reload failed, nothing changed: {e}"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -5,7 +5,12 @@ use clap::Parser;
 fn main() {
     let cli = sc_cli::sensorctl::Cli::parse();
     sc_cli::logging::init(cli.global.log_level.as_deref().unwrap_or("warn"));
-    if let Err(e) = sc_cli::sensorctl::run(cli) {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(sc_cli::sensorctl::run(cli)));
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

@@ -1,0 +1,429 @@
+//! Every `sensorctl` operation as `(name, JSON params) -> JSON result`.
+//!
+//! The running container's control API executes these, and `sensorctl`
+//! executes them itself when no container runs: one implementation, so the
+//! output is the same either way. `live` is the running container, when
+//! this process is one.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use container::catalog::Catalog;
+use container::dispatcher::Dispatcher;
+use container::kv::KvService;
+use container::status::StatusSnapshot;
+use container::{Container, ContainerError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use store::datastore::{KeyValue, Scope};
+use store::registrar::RegisterWhat;
+use store::{CryptoKey, InstanceFilter, SensorRecord, Store, StoreError};
+
+use crate::config::Settings;
+use crate::reload::{self, ReloadMode};
+
+/// Why an operation failed; maps to an HTTP status on the control API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OpError {
+    pub kind: OpErrorKind,
+    pub message: String,
+}
+
+/// The class of an [`OpError`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OpErrorKind {
+    /// The named thing does not exist (404).
+    NotFound,
+    /// Bad input (400).
+    Invalid,
+    /// Not possible in this state, e.g. restart with no container (409).
+    Conflict,
+    /// Something broke (500).
+    Internal,
+}
+
+impl OpError {
+    fn new(kind: OpErrorKind, message: impl Into<String>) -> OpError {
+        OpError { kind, message: message.into() }
+    }
+
+    /// The HTTP status for this error.
+    pub fn http_status(&self) -> u16 {
+        match self.kind {
+            OpErrorKind::NotFound => 404,
+            OpErrorKind::Invalid => 400,
+            OpErrorKind::Conflict => 409,
+            OpErrorKind::Internal => 500,
+        }
+    }
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for OpError {}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> OpError {
+        let kind = match &e {
+            StoreError::NotFound { .. } => OpErrorKind::NotFound,
+            StoreError::Invalid(_) | StoreError::Crypto(_) => OpErrorKind::Invalid,
+            _ => OpErrorKind::Internal,
+        };
+        OpError::new(kind, e.to_string())
+    }
+}
+
+impl From<ContainerError> for OpError {
+    fn from(e: ContainerError) -> OpError {
+        let kind = match &e {
+            ContainerError::UnknownSensor(_) => OpErrorKind::NotFound,
+            ContainerError::NotAssigned(_) => OpErrorKind::Conflict,
+            _ => OpErrorKind::Internal,
+        };
+        OpError::new(kind, e.to_string())
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> OpError {
+    OpError::new(OpErrorKind::Internal, e.to_string())
+}
+
+/// A sensor as `sensorctl` shows it. Field names are a stable interface.
+#[derive(Debug, Serialize)]
+pub struct SensorView {
+    #[serde(rename = "ref")]
+    pub sensor_ref: String,
+    pub pack: String,
+    pub class_name: String,
+    pub description: Option<String>,
+    /// Effective: the operator's choice if made, else the metadata's.
+    pub enabled: bool,
+    pub enabled_in_metadata: bool,
+    pub operator_enabled: Option<bool>,
+    pub poll_interval: Option<u64>,
+    pub trigger_types: Vec<String>,
+    pub runner_type: content::RunnerType,
+    pub entry_point: String,
+    pub metadata_file: String,
+    pub content_hash: String,
+    /// running, starting, backoff, failed, stopped, disabled, not_assigned.
+    pub state: String,
+    pub pid: Option<u32>,
+    pub uptime_seconds: Option<u64>,
+    pub restarts: u32,
+    /// `{"code": N}` or `{"signal": N}` of the last exit.
+    pub last_exit: Option<container::status::ExitStatus>,
+    pub dispatched: u64,
+    pub validation_failures: u64,
+}
+
+impl SensorView {
+    fn new(r: &SensorRecord, status: Option<&StatusSnapshot>, container_runs: bool) -> SensorView {
+        let s = &r.sensor;
+        let state = match status {
+            Some(st) => serde_json::to_value(st.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            None if !r.enabled() => "disabled".into(),
+            None if container_runs => "not_assigned".into(),
+            None => "stopped".into(),
+        };
+        let uptime = status.and_then(|st| {
+            st.pid?;
+            SystemTime::now().duration_since(st.started_at?).ok().map(|d| d.as_secs())
+        });
+        SensorView {
+            sensor_ref: s.sensor_ref.clone(),
+            pack: s.pack.clone(),
+            class_name: s.class_name.clone(),
+            description: s.description.clone(),
+            enabled: r.enabled(),
+            enabled_in_metadata: s.enabled,
+            operator_enabled: r.operator_enabled,
+            poll_interval: s.poll_interval,
+            trigger_types: s.trigger_types.clone(),
+            runner_type: s.runner_type,
+            entry_point: s.entry_point.display().to_string(),
+            metadata_file: s.metadata_file.display().to_string(),
+            content_hash: s.content_hash.clone(),
+            state,
+            pid: status.and_then(|st| st.pid),
+            uptime_seconds: uptime,
+            restarts: status.map(|st| st.restarts).unwrap_or(0),
+            last_exit: status.and_then(|st| st.last_exit),
+            dispatched: status.map(|st| st.dispatched).unwrap_or(0),
+            validation_failures: status.map(|st| st.validation_failures).unwrap_or(0),
+        }
+    }
+}
+
+/// The executor of operations.
+pub struct Ops {
+    store: Arc<Store>,
+    settings: Settings,
+    live: Option<Arc<Container>>,
+    kv: KvService,
+}
+
+#[derive(Deserialize)]
+struct RefParam {
+    #[serde(rename = "ref")]
+    r: String,
+}
+
+#[derive(Deserialize)]
+struct InstanceListParams {
+    trigger: Option<String>,
+    sensor: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct IdParam {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct KeyListParams {
+    prefix: Option<String>,
+    #[serde(default)]
+    decrypt: bool,
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct KeyParams {
+    name: String,
+    #[serde(default)]
+    decrypt: bool,
+    scope: Option<String>,
+    value: Option<String>,
+    ttl: Option<u64>,
+    #[serde(default)]
+    encrypt: bool,
+}
+
+#[derive(Deserialize)]
+struct KeyLoadParams {
+    items: Vec<KeyValue>,
+}
+
+#[derive(Deserialize)]
+struct ReloadParams {
+    #[serde(default)]
+    sensors: bool,
+    #[serde(default)]
+    triggers: bool,
+    #[serde(default)]
+    configs: bool,
+    #[serde(default)]
+    no_fail: bool,
+}
+
+fn params<T: DeserializeOwned>(op: &str, p: Value) -> Result<T, OpError> {
+    let p = if p.is_null() { json!({}) } else { p };
+    serde_json::from_value(p).map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{op}: bad parameters: {e}")))
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<Value, OpError> {
+    serde_json::to_value(v).map_err(internal)
+}
+
+fn scope(s: &Option<String>) -> Result<Scope, OpError> {
+    Scope::parse(s.as_deref().unwrap_or("system")).map_err(OpError::from)
+}
+
+impl Ops {
+    /// Operations on the database alone (no container runs).
+    pub fn local(store: Arc<Store>, settings: Settings) -> Result<Ops, OpError> {
+        let crypto = match &settings.container.encryption_key_path {
+            Some(p) => Some(Arc::new(CryptoKey::load(p).map_err(StoreError::from)?)),
+            None => None,
+        };
+        let dispatcher = Arc::new(Dispatcher::new(Catalog::load(&store.registry)?, store.instances.clone()));
+        let kv = KvService::new(store.datastore.clone().with_crypto(crypto), dispatcher);
+        Ok(Ops { store, settings, live: None, kv })
+    }
+
+    /// Operations inside the running container.
+    pub fn live(container: Arc<Container>, store: Arc<Store>, settings: Settings) -> Ops {
+        let kv = container.kv().clone();
+        Ops { store, settings, live: Some(container), kv }
+    }
+
+    /// Execute one operation.
+    pub async fn execute(&self, op: &str, p: Value) -> Result<Value, OpError> {
+        let reg = &self.store.registry;
+        match op {
+            "pack.list" => to_json(&reg.packs()?),
+            "sensor.list" => {
+                let statuses = self.statuses().await;
+                let views: Vec<SensorView> = reg
+                    .sensors()?
+                    .iter()
+                    .map(|r| SensorView::new(r, statuses.get(&r.sensor.sensor_ref), self.live.is_some()))
+                    .collect();
+                to_json(&views)
+            }
+            "sensor.get" => {
+                let RefParam { r } = params(op, p)?;
+                self.sensor_view(&r).await
+            }
+            "sensor.enable" | "sensor.disable" => {
+                let RefParam { r } = params(op, p)?;
+                reg.set_operator_enabled(&r, op == "sensor.enable")?;
+                self.store.flush()?;
+                if let Some(c) = &self.live {
+                    c.apply().await?;
+                }
+                self.sensor_view(&r).await
+            }
+            "sensor.restart" => {
+                let RefParam { r } = params(op, p)?;
+                let Some(c) = &self.live else {
+                    return Err(OpError::new(OpErrorKind::Conflict, "no sensorcontainer is running: nothing to restart"));
+                };
+                c.restart(&r).await?;
+                self.sensor_view(&r).await
+            }
+            "trigger-type.list" => to_json(&reg.trigger_types()?),
+            "trigger-type.get" => {
+                let RefParam { r } = params(op, p)?;
+                match reg.trigger_type(&r)? {
+                    Some(tt) => to_json(&tt),
+                    None => Err(OpError::new(
+                        OpErrorKind::NotFound,
+                        format!("trigger type '{r}' not found (see `sensorctl trigger-type list`)"),
+                    )),
+                }
+            }
+            "trigger-instance.list" => {
+                let q: InstanceListParams = params(op, p)?;
+                let filter = InstanceFilter { trigger: q.trigger, sensor: q.sensor, since: q.since, limit: q.limit };
+                to_json(&self.store.instances.list(&filter)?)
+            }
+            "trigger-instance.get" => {
+                let IdParam { id } = params(op, p)?;
+                match self.store.instances.get(&id) {
+                    Ok(i) => to_json(&i),
+                    Err(StoreError::NotFound { .. }) => {
+                        Err(OpError::new(OpErrorKind::NotFound, format!("trigger instance '{id}' not found")))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            "key.list" => {
+                let q: KeyListParams = params(op, p)?;
+                let items = self.kv.datastore.list(scope(&q.scope)?, q.prefix.as_deref().unwrap_or(""), 0, None, q.decrypt)?;
+                Ok(Value::Array(items.iter().map(|k| k.to_api(false)).collect()))
+            }
+            "key.get" => {
+                let q: KeyParams = params(op, p)?;
+                let sc = scope(&q.scope)?;
+                match self.kv.datastore.get(sc, &q.name, q.decrypt)? {
+                    Some(k) => Ok(k.to_api(false)),
+                    None => Err(OpError::new(
+                        OpErrorKind::NotFound,
+                        format!("key '{}' not found (or expired) in scope {}", q.name, sc.as_str()),
+                    )),
+                }
+            }
+            "key.set" => {
+                let q: KeyParams = params(op, p)?;
+                let value = q.value.ok_or_else(|| OpError::new(OpErrorKind::Invalid, "key.set needs a value"))?;
+                let ticket = self.kv.set(scope(&q.scope)?, &q.name, &value, q.ttl, q.encrypt)?;
+                self.kv.datastore.commit().wait(ticket).await?;
+                Ok(json!({"name": q.name}))
+            }
+            "key.delete" => {
+                let q: KeyParams = params(op, p)?;
+                let sc = scope(&q.scope)?;
+                let (deleted, ticket) = self.kv.delete(sc, &q.name)?;
+                self.kv.datastore.commit().wait(ticket).await?;
+                if !deleted {
+                    return Err(OpError::new(
+                        OpErrorKind::NotFound,
+                        format!("key '{}' not found (or expired) in scope {}", q.name, sc.as_str()),
+                    ));
+                }
+                Ok(json!({"name": q.name}))
+            }
+            "key.export" => {
+                let mut all = self.kv.datastore.list(Scope::System, "", 0, None, false)?;
+                all.extend(self.kv.datastore.list(Scope::User, "", 0, None, false)?);
+                to_json(&all)
+            }
+            "key.load" => {
+                let q: KeyLoadParams = params(op, p)?;
+                // Check every record before writing any: nothing half-loaded.
+                for (i, k) in q.items.iter().enumerate() {
+                    if k.name.is_empty() || k.name.len() > store::datastore::MAX_NAME_BYTES {
+                        return Err(OpError::new(
+                            OpErrorKind::Invalid,
+                            format!("item {i}: bad key name {:?}; nothing was loaded", k.name),
+                        ));
+                    }
+                }
+                let n = q.items.len();
+                let mut last = store::Ticket(0);
+                for k in q.items {
+                    last = self.kv.load(k)?;
+                }
+                self.kv.datastore.commit().wait(last).await?;
+                Ok(json!({"loaded": n}))
+            }
+            "reload" => {
+                let q: ReloadParams = params(op, p)?;
+                let any = q.sensors || q.triggers || q.configs;
+                let what = if any {
+                    RegisterWhat { sensors: q.sensors, triggers: q.triggers, configs: q.configs }
+                } else {
+                    RegisterWhat::all()
+                };
+                let outcome = reload::reload(&self.settings, &self.store, ReloadMode { what, no_fail: q.no_fail })
+                    .map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{e:#}")))?;
+                let applied = match &self.live {
+                    Some(c) => {
+                        let report = c.apply().await?;
+                        tracing::info!(
+                            "reloaded: started {:?}, stopped {:?}, restarted {:?}, {} unchanged",
+                            report.started,
+                            report.stopped,
+                            report.restarted,
+                            report.unchanged
+                        );
+                        Some(report)
+                    }
+                    None => None,
+                };
+                Ok(json!({
+                    "summary": outcome.summary,
+                    "message": reload::describe(&outcome.summary),
+                    "warnings": outcome.warnings,
+                    "applied": applied,
+                }))
+            }
+            other => Err(OpError::new(OpErrorKind::Invalid, format!("unknown operation '{other}'"))),
+        }
+    }
+
+    async fn statuses(&self) -> std::collections::BTreeMap<String, StatusSnapshot> {
+        match &self.live {
+            Some(c) => c.statuses().await,
+            None => Default::default(),
+        }
+    }
+
+    async fn sensor_view(&self, r: &str) -> Result<Value, OpError> {
+        let Some(record) = self.store.registry.sensor(r)? else {
+            return Err(OpError::new(OpErrorKind::NotFound, format!("sensor '{r}' not found (see `sensorctl sensor list`)")));
+        };
+        let statuses = self.statuses().await;
+        to_json(&SensorView::new(&record, statuses.get(r), self.live.is_some()))
+    }
+}
