@@ -181,7 +181,12 @@ impl Env {
             .stderr(file)
             .spawn()
             .expect("start sensorcontainer");
-        Container { child: Some(child), log, status: None }
+        let mut c = Container { child: Some(child), log, status: None };
+        // sensorctl calls go through the control API once it is up; before
+        // that they would race the container for the database.
+        let ready = wait_until(Duration::from_secs(30), || c.log().contains("control API on") || c.exited());
+        assert!(ready, "container never became ready:\n{}", c.log());
+        c
     }
 }
 

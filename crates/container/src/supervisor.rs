@@ -363,11 +363,12 @@ impl SensorTask {
             streak += 1;
             if policy.max_restarts > 0 && streak > policy.max_restarts {
                 self.status.set_state(SensorState::Failed);
+                // One line (log parsers), the stderr tail joined with " | ".
+                let tail = self.status.stderr_tail();
+                let tail = tail[tail.len().saturating_sub(5)..].join(" | ");
                 tracing::error!(
                     sensor,
-                    "sensor failed {} times in a row ({exit:?}); giving up (state failed). Last stderr lines:\n{}",
-                    streak,
-                    self.status.stderr_tail().join("\n")
+                    "sensor failed {streak} times in a row ({exit:?}); giving up (state failed); last stderr: {tail}"
                 );
                 break;
             }

@@ -51,7 +51,7 @@ fn run(cli: Cli) -> Result<i32> {
     sc_cli::logging::init(&settings.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let store = Arc::new(sc_cli::sensorctl::open_store(&settings)?);
+        let store = Arc::new(open_store_waiting(&settings).await?);
         if store.registry.is_empty() {
             tracing::info!("registry is empty: registering packs from {:?}", settings.packs_paths);
             let outcome = reload::reload(&settings, &store, ReloadMode { what: RegisterWhat::all(), no_fail: true })?;
@@ -76,6 +76,24 @@ fn run(cli: Cli) -> Result<i32> {
         tracing::info!("sensorcontainer stopped");
         Ok(code)
     })
+}
+
+/// Open the database, waiting up to 10 s while another process holds it: a
+/// `sensorctl` run without a container opens it briefly, and must not make
+/// a starting container fail.
+async fn open_store_waiting(settings: &Settings) -> Result<store::Store> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match store::Store::open(&settings.data_dir, &store::StoreOptions::default()) {
+            Err(store::StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e @ store::StoreError::Locked { .. }) => {
+                bail!("{e}: still locked after 10 s (another sensorcontainer on the same data dir?)")
+            }
+            other => return other.with_context(|| format!("cannot open the database in {}", settings.data_dir.display())),
+        }
+    }
 }
 
 /// SIGHUP: `reload --register-all` (fail-fast: a bad file changes nothing).

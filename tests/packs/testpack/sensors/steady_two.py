@@ -1,0 +1,5 @@
+from steady_base import Steady
+
+
+class SteadyTwo(Steady):
+    pass
