@@ -21,7 +21,9 @@ fn spawned_pids(env: &Env) -> Vec<u32> {
 fn assert_all_dead(pids: &[u32]) {
     assert!(!pids.is_empty());
     assert!(
-        wait_until(Duration::from_secs(5), || pids.iter().all(|p| !pid_alive(*p))),
+        wait_until(Duration::from_secs(5), || pids
+            .iter()
+            .all(|p| !pid_alive(*p))),
         "sensor processes still alive: {:?}",
         pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
     );
@@ -40,39 +42,78 @@ fn runs_enabled_sensors_stores_valid_instances_and_stops_cleanly() {
     env.wait_marker("validating.done", T, &mut c);
     // While the container owns the database, sensorctl goes through its control API.
     let live = env.sensorctl_json(&["sensor", "list", "--json"]);
-    let running: Vec<&Value> = live.as_array().unwrap().iter().filter(|s| s["state"] == "running").collect();
+    let running: Vec<&Value> = live
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "running")
+        .collect();
     assert_eq!(running.len(), 3, "{live}");
     assert!(running.iter().all(|s| s["pid"].as_u64().is_some()));
-    let threaded = live.as_array().unwrap().iter().find(|s| s["ref"] == "testpack.ThreadedSensor").unwrap();
+    let threaded = live
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["ref"] == "testpack.ThreadedSensor")
+        .unwrap();
     assert_eq!(threaded["dispatched"], 200);
-    let validating = live.as_array().unwrap().iter().find(|s| s["ref"] == "testpack.ValidatingSensor").unwrap();
+    let validating = live
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["ref"] == "testpack.ValidatingSensor")
+        .unwrap();
     assert_eq!(validating["validation_failures"], 3);
-    assert_eq!(live.as_array().unwrap().iter().find(|s| s["ref"] == "testpack.CounterSensor").unwrap()["state"], "disabled");
+    assert_eq!(
+        live.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["ref"] == "testpack.CounterSensor")
+            .unwrap()["state"],
+        "disabled"
+    );
 
     let status = c.terminate(T);
     assert!(status.success(), "container exit: {status:?}\n{}", c.log());
     let log = c.log();
 
     // cleanup() ran on stop.
-    assert!(env.marker("threaded.cleanup").exists(), "cleanup() not called:\n{log}");
+    assert!(
+        env.marker("threaded.cleanup").exists(),
+        "cleanup() not called:\n{log}"
+    );
 
     // Polling sensor: exactly n = 1..=5, once each, stored as sent (no default filled in).
-    let mut ticks: Vec<i64> =
-        env.instances_of("testpack.tick").iter().map(|i| i["payload"]["n"].as_i64().unwrap()).collect();
+    let mut ticks: Vec<i64> = env
+        .instances_of("testpack.tick")
+        .iter()
+        .map(|i| i["payload"]["n"].as_i64().unwrap())
+        .collect();
     ticks.sort();
     assert_eq!(ticks, vec![1, 2, 3, 4, 5]);
     for i in env.instances_of("testpack.tick") {
-        assert!(i["payload"].get("source").is_none(), "defaults are for validation only: {i}");
+        assert!(
+            i["payload"].get("source").is_none(),
+            "defaults are for validation only: {i}"
+        );
         assert_eq!(i["sensor"], "testpack.PollingCounter");
         assert_eq!(i["status"], "pending");
-        assert!(i["trace_tag"].as_str().unwrap().starts_with("trigger_instance-"));
+        assert!(i["trace_tag"]
+            .as_str()
+            .unwrap()
+            .starts_with("trigger_instance-"));
     }
 
     // Threaded sensor: 4 threads x 50, none lost, none duplicated.
     let threaded = env.instances_of("testpack.threaded_event");
     let distinct: HashSet<(i64, i64)> = threaded
         .iter()
-        .map(|i| (i["payload"]["thread"].as_i64().unwrap(), i["payload"]["i"].as_i64().unwrap()))
+        .map(|i| {
+            (
+                i["payload"]["thread"].as_i64().unwrap(),
+                i["payload"]["i"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(threaded.len(), 200);
     assert_eq!(distinct.len(), 200);
@@ -81,16 +122,30 @@ fn runs_enabled_sensors_stores_valid_instances_and_stops_cleanly() {
     let strict = env.instances_of("testpack.strict");
     assert_eq!(strict.len(), 1, "{strict:?}");
     assert_eq!(strict[0]["payload"]["name"], "ok");
-    let rejections = log.lines().filter(|l| l.contains("dispatch rejected") && l.contains("testpack.ValidatingSensor")).count();
+    let rejections = log
+        .lines()
+        .filter(|l| l.contains("dispatch rejected") && l.contains("testpack.ValidatingSensor"))
+        .count();
     assert_eq!(rejections, 5, "{log}");
-    assert!(log.contains("Additional properties are not allowed"), "additionalProperties failure should be explained:\n{log}");
-    assert!(log.contains("/name"), "the schema error path should be logged:\n{log}");
+    assert!(
+        log.contains("Additional properties are not allowed"),
+        "additionalProperties failure should be explained:\n{log}"
+    );
+    assert!(
+        log.contains("/name"),
+        "the schema error path should be logged:\n{log}"
+    );
     assert!(log.contains("payload must be an object"), "{log}");
-    assert!(log.contains("unknown trigger 'testpack.no_such_trigger'"), "{log}");
+    assert!(
+        log.contains("unknown trigger 'testpack.no_such_trigger'"),
+        "{log}"
+    );
 
     // Sensor logger records reach the container log with the ref.
     assert!(
-        log.lines().any(|l| l.contains("threaded sensor dispatched 200 events") && l.contains("testpack.ThreadedSensor")),
+        log.lines()
+            .any(|l| l.contains("threaded sensor dispatched 200 events")
+                && l.contains("testpack.ThreadedSensor")),
         "{log}"
     );
 
@@ -99,11 +154,20 @@ fn runs_enabled_sensors_stores_valid_instances_and_stops_cleanly() {
     let exits = env.instances_of("core.st2.sensor.process_exit");
     assert_eq!(spawns.len(), 3, "{spawns:?}");
     assert_eq!(exits.len(), 3, "{exits:?}");
-    let ids: HashSet<&str> = spawns.iter().map(|s| s["payload"]["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, HashSet::from(["PollingCounter", "ThreadedSensor", "ValidatingSensor"]));
+    let ids: HashSet<&str> = spawns
+        .iter()
+        .map(|s| s["payload"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        HashSet::from(["PollingCounter", "ThreadedSensor", "ValidatingSensor"])
+    );
     for s in &spawns {
         assert!(s["payload"]["timestamp"].as_u64().unwrap() > 1_700_000_000);
-        assert!(s["payload"]["cmd"].as_str().unwrap().contains("sensor_wrapper.py"));
+        assert!(s["payload"]["cmd"]
+            .as_str()
+            .unwrap()
+            .contains("sensor_wrapper.py"));
     }
     for e in &exits {
         assert_eq!(e["payload"]["exit_code"], 0, "clean stop exits 0: {e}");
@@ -113,8 +177,13 @@ fn runs_enabled_sensors_stores_valid_instances_and_stops_cleanly() {
     assert_all_dead(&spawned_pids(&env));
 
     // Filters.
-    let by_sensor =
-        env.sensorctl_json(&["trigger-instance", "list", "--sensor", "testpack.PollingCounter", "--json"]);
+    let by_sensor = env.sensorctl_json(&[
+        "trigger-instance",
+        "list",
+        "--sensor",
+        "testpack.PollingCounter",
+        "--json",
+    ]);
     assert_eq!(by_sensor.as_array().unwrap().len(), 5);
     let limited = env.sensorctl_json(&["trigger-instance", "list", "--limit", "3", "--json"]);
     assert_eq!(limited.as_array().unwrap().len(), 3);
@@ -127,7 +196,11 @@ fn runs_enabled_sensors_stores_valid_instances_and_stops_cleanly() {
 fn single_sensor_mode_returns_the_child_exit_code() {
     let env = Env::new(&["tests/packs"]);
     env.register();
-    let mut c = env.start_container(&["--sensor-ref", "testpack.ExitCodeSensor", "--single-sensor-mode"]);
+    let mut c = env.start_container(&[
+        "--sensor-ref",
+        "testpack.ExitCodeSensor",
+        "--single-sensor-mode",
+    ]);
     let status = c.wait_exit(T);
     assert_eq!(status.code(), Some(3), "{}", c.log());
     // The dispatch before sys.exit(3) was acknowledged and stored.
@@ -151,7 +224,11 @@ fn unknown_sensor_ref_is_a_clear_error() {
     env.register();
     let mut c = env.start_container(&["--sensor-ref", "testpack.Nope"]);
     assert_eq!(c.wait_exit(T).code(), Some(1));
-    assert!(c.log().contains("'testpack.Nope' is not registered"), "{}", c.log());
+    assert!(
+        c.log().contains("'testpack.Nope' is not registered"),
+        "{}",
+        c.log()
+    );
 }
 
 #[test]
@@ -159,9 +236,15 @@ fn broken_sensors_exit_1_with_a_clear_error() {
     let env = Env::new(&["tests/packs"]);
     env.register();
     let cases: [(&str, &[&str]); 6] = [
-        ("testpack.SyntaxErrorSensor", &["syntax_error.py", "SyntaxError"]),
+        (
+            "testpack.SyntaxErrorSensor",
+            &["syntax_error.py", "SyntaxError"],
+        ),
         ("testpack.NoSuchClass", &["missing_class.py", "NoSuchClass"]),
-        ("testpack.MissingMethodSensor", &["MissingMethodSensor", "run"]),
+        (
+            "testpack.MissingMethodSensor",
+            &["MissingMethodSensor", "run"],
+        ),
         ("testpack.CtorRaisesSensor", &["constructor exploded"]),
         ("testpack.SetupRaisesSensor", &["setup exploded"]),
         ("testpack.PollRaisesSensor", &["poll exploded"]),
@@ -172,9 +255,15 @@ fn broken_sensors_exit_1_with_a_clear_error() {
         let log = c.log();
         assert_eq!(status.code(), Some(1), "{sensor}: {log}");
         for n in needles {
-            assert!(log.contains(n), "{sensor}: log should mention {n:?}:\n{log}");
+            assert!(
+                log.contains(n),
+                "{sensor}: log should mention {n:?}:\n{log}"
+            );
         }
-        assert!(log.lines().any(|l| l.contains(sensor)), "{sensor}: lines tagged with the ref:\n{log}");
+        assert!(
+            log.lines().any(|l| l.contains(sensor)),
+            "{sensor}: lines tagged with the ref:\n{log}"
+        );
     }
 }
 
@@ -193,7 +282,10 @@ fn crashing_sensor_is_restarted_after_a_delay() {
     let spawns = env.instances_of("core.st2.sensor.process_spawn");
     assert!(spawns.len() >= 2, "{spawns:?}");
     let exits = env.instances_of("core.st2.sensor.process_exit");
-    assert!(exits.iter().any(|e| e["payload"]["exit_code"] == 1), "{exits:?}");
+    assert!(
+        exits.iter().any(|e| e["payload"]["exit_code"] == 1),
+        "{exits:?}"
+    );
     assert_all_dead(&spawned_pids(&env));
 }
 
@@ -205,7 +297,10 @@ fn oversized_frames_and_garbage_do_not_break_the_pipe() {
     env.wait_marker("pipe_abuse.done", T, &mut c);
     assert!(c.terminate(T).success());
     let log = c.log();
-    assert!(log.contains("rejected a 2097"), "oversized frame should be logged:\n{log}");
+    assert!(
+        log.contains("rejected a 2097"),
+        "oversized frame should be logged:\n{log}"
+    );
     assert!(log.contains("bad frame from sensor"), "{log}");
     let stored = env.instances_of("testpack.pipe_abuse_event");
     assert_eq!(stored.len(), 1);
@@ -221,7 +316,10 @@ fn a_sensor_flooding_stdout_breaks_nothing() {
     assert!(c.terminate(T).success());
     assert_eq!(env.instances_of("testpack.stdout_flood_event").len(), 1);
     let log = c.log();
-    assert!(log.contains("not shown (longer than"), "the 5 MB line is summarized, not logged whole");
+    assert!(
+        log.contains("not shown (longer than"),
+        "the 5 MB line is summarized, not logged whole"
+    );
     assert!(log.len() < 20 * 1024 * 1024);
 }
 
@@ -235,8 +333,16 @@ fn a_sensor_ignoring_sigterm_is_killed_after_the_grace_period() {
     let started = std::time::Instant::now();
     let status = c.terminate(Duration::from_secs(15));
     assert!(status.success(), "{}", c.log());
-    assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
-    assert!(c.log().contains("did not exit within the grace period"), "{}", c.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        c.log().contains("did not exit within the grace period"),
+        "{}",
+        c.log()
+    );
     assert_all_dead(&spawned_pids(&env));
 }
 
@@ -266,13 +372,23 @@ fn eventlet_monkey_patching_sensor_works() {
     };
     let env = Env::new(&["tests/packs"]);
     env.register();
-    let mut c = env.start_container(&["--sensor-ref", "testpack.EventletSensor", "--python", python.to_str().unwrap()]);
+    let mut c = env.start_container(&[
+        "--sensor-ref",
+        "testpack.EventletSensor",
+        "--python",
+        python.to_str().unwrap(),
+    ]);
     env.wait_marker("eventlet.done", T, &mut c);
     assert!(c.terminate(T).success(), "{}", c.log());
     let events = env.instances_of("testpack.eventlet_sensor_event");
     let distinct: HashSet<(i64, i64)> = events
         .iter()
-        .map(|i| (i["payload"]["green"].as_i64().unwrap(), i["payload"]["i"].as_i64().unwrap()))
+        .map(|i| {
+            (
+                i["payload"]["green"].as_i64().unwrap(),
+                i["payload"]["i"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(distinct.len(), 30, "{events:?}");
     assert_eq!(events.len(), 30);

@@ -36,7 +36,11 @@ fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::Path
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if std::fs::read(&p).unwrap_or_default().windows(needle.len()).any(|w| w == needle) {
+            } else if std::fs::read(&p)
+                .unwrap_or_default()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
                 hits.push(p);
             }
         }
@@ -53,10 +57,17 @@ fn a_counting_sensor_continues_its_count_across_restarts() {
         env.wait_marker(&format!("counter.{expected}"), T, &mut c);
         assert!(c.terminate(T).success(), "{}", c.log());
     }
-    let mut counts: Vec<i64> =
-        env.instances_of("testpack.counted").iter().map(|i| i["payload"]["count"].as_i64().unwrap()).collect();
+    let mut counts: Vec<i64> = env
+        .instances_of("testpack.counted")
+        .iter()
+        .map(|i| i["payload"]["count"].as_i64().unwrap())
+        .collect();
     counts.sort();
-    assert_eq!(counts, (1..=10).collect::<Vec<_>>(), "no event lost or repeated across the restart");
+    assert_eq!(
+        counts,
+        (1..=10).collect::<Vec<_>>(),
+        "no event lost or repeated across the restart"
+    );
     let out = env.sensorctl(&["key", "get", "testpack.CounterSensor:count"]);
     assert_eq!(stdout(&out).trim(), "10", "{}", stderr(&out));
 }
@@ -65,7 +76,12 @@ fn a_counting_sensor_continues_its_count_across_restarts() {
 fn ttl_secrets_scopes_and_protocol_checks() {
     let env = Env::new(&["tests/packs"]);
     let key = env.dir.path().join("crypto.json");
-    let out = env.sensorctl(&["key", "generate-crypto-key", "--path", key.to_str().unwrap()]);
+    let out = env.sensorctl(&[
+        "key",
+        "generate-crypto-key",
+        "--path",
+        key.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     env.register();
     let mut c = env.start_container(&[
@@ -78,38 +94,62 @@ fn ttl_secrets_scopes_and_protocol_checks() {
     // The sweeper deletes the expired key and says so.
     c.wait_log("datastore key expired and was deleted", T);
     assert!(c.terminate(T).success(), "{}", c.log());
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(env.marker("probe.json")).unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.marker("probe.json")).unwrap()).unwrap();
 
     // TTL: visible before, invisible at 2 s (StackStorm may show it for a minute).
     assert_eq!(r["set_ttl"], true);
     assert_eq!(r["before_expiry"], "lived");
     let gone = r["ttl_gone_after"].as_f64().unwrap();
-    assert!((1.9..2.6).contains(&gone), "ttl=2 key vanished after {gone}s");
+    assert!(
+        (1.9..2.6).contains(&gone),
+        "ttl=2 key vanished after {gone}s"
+    );
     let name = "testpack.DatastoreProbe:short";
     let created = env.instances_of("core.st2.key_value_pair.create");
-    let created = created.iter().find(|i| i["payload"]["object"]["name"] == name).expect("create event");
+    let created = created
+        .iter()
+        .find(|i| i["payload"]["object"]["name"] == name)
+        .expect("create event");
     let deletes = env.instances_of("core.st2.key_value_pair.delete");
-    let deleted = deletes.iter().find(|i| i["payload"]["object"]["name"] == name).expect("delete event");
+    let deleted = deletes
+        .iter()
+        .find(|i| i["payload"]["object"]["name"] == name)
+        .expect("delete event");
     let lag = time_of(deleted) - time_of(created);
-    assert!(lag >= time::Duration::seconds(2) && lag <= time::Duration::seconds(3), "delete event after {lag}");
+    assert!(
+        lag >= time::Duration::seconds(2) && lag <= time::Duration::seconds(3),
+        "delete event after {lag}"
+    );
 
     // Setting again without a ttl cleared the expiry.
     let sticky = env.sensorctl_json(&["key", "get", "testpack.DatastoreProbe:sticky", "--json"]);
     assert_eq!(sticky["value"], "b");
     assert_eq!(sticky["expire_timestamp"], Value::Null);
     let changes = env.instances_of("core.st2.key_value_pair.value_change");
-    assert!(changes.iter().any(|i| i["payload"]["old_object"]["value"] == "a"
-        && i["payload"]["new_object"]["value"] == "b"));
+    assert!(changes
+        .iter()
+        .any(|i| i["payload"]["old_object"]["value"] == "a"
+            && i["payload"]["new_object"]["value"] == "b"));
 
     // Secrets: ciphertext without decrypt, plaintext with it, and nowhere on disk or in logs.
     let cipher = r["cipher"].as_str().unwrap();
     assert_ne!(cipher, SECRET);
-    assert!(cipher.len() > 40 && cipher.chars().all(|c| c.is_ascii_hexdigit()), "{cipher}");
+    assert!(
+        cipher.len() > 40 && cipher.chars().all(|c| c.is_ascii_hexdigit()),
+        "{cipher}"
+    );
     assert_eq!(r["plain"], true);
-    assert!(files_containing(&env.data, SECRET.as_bytes()).is_empty(), "plaintext found in the data dir");
+    assert!(
+        files_containing(&env.data, SECRET.as_bytes()).is_empty(),
+        "plaintext found in the data dir"
+    );
     assert!(!c.log().contains(SECRET), "plaintext in the container log");
     for i in env.instances() {
-        assert!(!i.to_string().contains(SECRET), "plaintext in a trigger instance: {i}");
+        assert!(
+            !i.to_string().contains(SECRET),
+            "plaintext in a trigger instance: {i}"
+        );
     }
     let secret_events: Vec<Value> = env
         .instances_of("core.st2.key_value_pair.create")
@@ -117,7 +157,14 @@ fn ttl_secrets_scopes_and_protocol_checks() {
         .filter(|i| i["payload"]["object"]["name"] == "testpack.DatastoreProbe:secret")
         .collect();
     assert_eq!(secret_events[0]["payload"]["object"]["value"], "********");
-    let out = env.sensorctl(&["--encryption-key-path", key.to_str().unwrap(), "key", "get", "--decrypt", "testpack.DatastoreProbe:secret"]);
+    let out = env.sensorctl(&[
+        "--encryption-key-path",
+        key.to_str().unwrap(),
+        "key",
+        "get",
+        "--decrypt",
+        "testpack.DatastoreProbe:secret",
+    ]);
     assert_eq!(stdout(&out).trim(), SECRET, "{}", stderr(&out));
 
     // StackStorm semantics.
@@ -126,9 +173,22 @@ fn ttl_secrets_scopes_and_protocol_checks() {
     assert_eq!(r["delete_present"], true);
     assert_eq!(r["global"], true);
     assert_eq!(r["global_value"], "g");
-    let listed: Vec<&str> = r["listed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(listed.contains(&"testpack.DatastoreProbe:sticky"), "{listed:?}");
-    assert!(listed.iter().all(|n| n.starts_with("testpack.DatastoreProbe:")), "local listing only: {listed:?}");
+    let listed: Vec<&str> = r["listed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&"testpack.DatastoreProbe:sticky"),
+        "{listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|n| n.starts_with("testpack.DatastoreProbe:")),
+        "local listing only: {listed:?}"
+    );
     assert!(r["scope_error"].as_str().unwrap().contains("user"));
     assert_eq!(r["user_info"]["username"], "stanley");
 
@@ -149,8 +209,15 @@ fn encrypting_without_a_key_is_a_clear_error_and_writes_nothing() {
     let mut c = env.start_container(&["--sensor-ref", "testpack.DatastoreProbe"]);
     env.wait_marker("probe.json", T, &mut c);
     assert!(c.terminate(T).success());
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(env.marker("probe.json")).unwrap()).unwrap();
-    assert!(r["encrypt_error"].as_str().unwrap().contains("no encryption key is configured"), "{r}");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.marker("probe.json")).unwrap()).unwrap();
+    assert!(
+        r["encrypt_error"]
+            .as_str()
+            .unwrap()
+            .contains("no encryption key is configured"),
+        "{r}"
+    );
     let out = env.sensorctl(&["key", "get", "testpack.DatastoreProbe:secret"]);
     assert!(!out.status.success(), "nothing may be stored");
 }
@@ -159,11 +226,19 @@ fn encrypting_without_a_key_is_a_clear_error_and_writes_nothing() {
 fn concurrent_set_value_from_several_sensors_loses_nothing() {
     let env = Env::new(&["tests/packs"]);
     env.register();
-    for s in ["testpack.ConcurrentA", "testpack.ConcurrentB", "testpack.ConcurrentC"] {
+    for s in [
+        "testpack.ConcurrentA",
+        "testpack.ConcurrentB",
+        "testpack.ConcurrentC",
+    ] {
         assert!(env.sensorctl(&["sensor", "enable", s]).status.success());
     }
     let mut c = env.start_container(&[]);
-    for m in ["concurrent.ConcurrentA", "concurrent.ConcurrentB", "concurrent.ConcurrentC"] {
+    for m in [
+        "concurrent.ConcurrentA",
+        "concurrent.ConcurrentB",
+        "concurrent.ConcurrentC",
+    ] {
         env.wait_marker(m, T, &mut c);
     }
     assert!(c.terminate(T).success());
@@ -175,7 +250,10 @@ fn concurrent_set_value_from_several_sensors_loses_nothing() {
         let i: u64 = name.rsplit('.').next().unwrap().parse().unwrap();
         assert_eq!(k["value"], i.to_string(), "{name}");
     }
-    assert_eq!(env.instances_of("core.st2.key_value_pair.create").len(), 601);
+    assert_eq!(
+        env.instances_of("core.st2.key_value_pair.create").len(),
+        601
+    );
 }
 
 #[test]
@@ -191,22 +269,48 @@ fn sensorctl_key_commands() {
     let fails = |args: &[&str], needle: &str| {
         let out = env.sensorctl(args);
         assert!(!out.status.success(), "{args:?} should fail");
-        assert!(stderr(&out).contains(needle), "{args:?}: expected {needle:?} in {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(needle),
+            "{args:?}: expected {needle:?} in {}",
+            stderr(&out)
+        );
     };
     ok(&["key", "generate-crypto-key", "--path", kp]);
-    fails(&["key", "generate-crypto-key", "--path", kp], "refusing to overwrite");
+    fails(
+        &["key", "generate-crypto-key", "--path", kp],
+        "refusing to overwrite",
+    );
     ok(&["key", "set", "a", "1"]);
     ok(&["key", "set", "b", "2", "--ttl", "100"]);
-    ok(&["--encryption-key-path", kp, "key", "set", "pw", SECRET, "--encrypt"]);
+    ok(&[
+        "--encryption-key-path",
+        kp,
+        "key",
+        "set",
+        "pw",
+        SECRET,
+        "--encrypt",
+    ]);
     ok(&["key", "set", "--scope", "user", "u", "3"]);
     assert_eq!(ok(&["key", "get", "a"]).trim(), "1");
     assert_ne!(ok(&["key", "get", "pw"]).trim(), SECRET);
-    assert_eq!(ok(&["--encryption-key-path", kp, "key", "get", "pw", "--decrypt"]).trim(), SECRET);
+    assert_eq!(
+        ok(&["--encryption-key-path", kp, "key", "get", "pw", "--decrypt"]).trim(),
+        SECRET
+    );
     let listed = env.sensorctl_json(&["key", "list", "--json"]);
-    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["a", "b", "pw"]);
     assert!(listed[1]["expire_timestamp"].is_string());
-    assert_eq!(env.sensorctl_json(&["key", "list", "--scope", "user", "--json"])[0]["name"], "u");
+    assert_eq!(
+        env.sensorctl_json(&["key", "list", "--scope", "user", "--json"])[0]["name"],
+        "u"
+    );
     assert!(ok(&["key", "list"]).contains("NAME"));
 
     // Bad input.
@@ -214,14 +318,40 @@ fn sensorctl_key_commands() {
     fails(&["key", "set", "x", "1", "--ttl", "1.5"], "--ttl");
     fails(&["key", "set", "", "1"], "must not be empty");
     fails(&["key", "set", &"n".repeat(2000), "1"], "limit is 1024");
-    fails(&["key", "set", "x", "1", "--encrypt"], "no encryption key is configured");
+    fails(
+        &["key", "set", "x", "1", "--encrypt"],
+        "no encryption key is configured",
+    );
     fails(&["key", "get", "--scope", "tenant", "a"], "unknown scope");
     let other = env.dir.path().join("other.json");
-    ok(&["key", "generate-crypto-key", "--path", other.to_str().unwrap()]);
-    fails(&["--encryption-key-path", other.to_str().unwrap(), "key", "get", "pw", "--decrypt"], "wrong encryption key or corrupted ciphertext");
+    ok(&[
+        "key",
+        "generate-crypto-key",
+        "--path",
+        other.to_str().unwrap(),
+    ]);
+    fails(
+        &[
+            "--encryption-key-path",
+            other.to_str().unwrap(),
+            "key",
+            "get",
+            "pw",
+            "--decrypt",
+        ],
+        "wrong encryption key or corrupted ciphertext",
+    );
     let junk = env.dir.path().join("junk.json");
     std::fs::write(&junk, "{}").unwrap();
-    fails(&["--encryption-key-path", junk.to_str().unwrap(), "key", "list"], "junk.json");
+    fails(
+        &[
+            "--encryption-key-path",
+            junk.to_str().unwrap(),
+            "key",
+            "list",
+        ],
+        "junk.json",
+    );
 
     // Export / load round trip; secrets stay encrypted; a corrupted
     // ciphertext loads but does not decrypt.
@@ -236,14 +366,24 @@ fn sensorctl_key_commands() {
     std::fs::write(&file, serde_json::to_string(&items).unwrap()).unwrap();
     assert!(ok(&["key", "load", file.to_str().unwrap()]).contains("loaded 4 keys"));
     assert_eq!(ok(&["key", "get", "a"]).trim(), "1");
-    assert_eq!(ok(&["--encryption-key-path", kp, "key", "get", "pw", "--decrypt"]).trim(), SECRET);
+    assert_eq!(
+        ok(&["--encryption-key-path", kp, "key", "get", "pw", "--decrypt"]).trim(),
+        SECRET
+    );
     let pw = items.iter_mut().find(|i| i["name"] == "pw").unwrap();
     let v = pw["value"].as_str().unwrap().to_string();
-    let flipped = if v.ends_with('0') { format!("{}1", &v[..v.len() - 1]) } else { format!("{}0", &v[..v.len() - 1]) };
+    let flipped = if v.ends_with('0') {
+        format!("{}1", &v[..v.len() - 1])
+    } else {
+        format!("{}0", &v[..v.len() - 1])
+    };
     pw["value"] = Value::String(flipped);
     std::fs::write(&file, serde_json::to_string(&items).unwrap()).unwrap();
     ok(&["key", "load", file.to_str().unwrap()]);
-    fails(&["--encryption-key-path", kp, "key", "get", "pw", "--decrypt"], "wrong encryption key or corrupted ciphertext");
+    fails(
+        &["--encryption-key-path", kp, "key", "get", "pw", "--decrypt"],
+        "wrong encryption key or corrupted ciphertext",
+    );
     std::fs::write(&file, "[{\"oops\": 1}]").unwrap();
     fails(&["key", "load", file.to_str().unwrap()], "export.json");
 }

@@ -10,13 +10,18 @@ use std::process::Command;
 fn python_runtime_unit_tests_pass() {
     let root = common::repo().join("crates/container/python");
     let mut cmd = Command::new("python3");
-    cmd.args(["-m", "unittest", "discover", "-s"]).arg(root.join("tests")).arg("-t").arg(&root);
+    cmd.args(["-m", "unittest", "discover", "-s"])
+        .arg(root.join("tests"))
+        .arg("-t")
+        .arg(&root);
     cmd.current_dir(&root);
     match common::eventlet_python() {
         Some(python) => {
             cmd.env("ST2SHIM_EVENTLET_PYTHON", python);
         }
-        None if std::env::var_os("CI").is_some() => panic!("could not install eventlet from PyPI in CI"),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("could not install eventlet from PyPI in CI")
+        }
         None => eprintln!("eventlet unavailable: the Python suite installs or skips it itself"),
     }
     let out = cmd.output().expect("run python3 -m unittest");

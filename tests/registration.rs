@@ -18,7 +18,11 @@ fn stdout(out: &std::process::Output) -> String {
 }
 
 fn refs(list: &Value) -> Vec<String> {
-    list.as_array().unwrap().iter().map(|v| v["ref"].as_str().unwrap().to_string()).collect()
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["ref"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -28,17 +32,33 @@ fn registers_core_and_examples_and_lists_them() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("Registered 2 packs,"), "{text}");
-    assert!(text.contains(" sensors,") && text.contains(" trigger types,") && text.contains(" configs."), "{text}");
+    assert!(
+        text.contains(" sensors,")
+            && text.contains(" trigger types,")
+            && text.contains(" configs."),
+        "{text}"
+    );
 
     let packs = refs(&env.sensorctl_json(&["pack", "list", "--json"]));
     assert_eq!(packs, vec!["core", "examples"]);
 
     let sensors = env.sensorctl_json(&["sensor", "list", "--json"]);
-    let by_ref = |r: &str| sensors.as_array().unwrap().iter().find(|s| s["ref"] == r).cloned();
+    let by_ref = |r: &str| {
+        sensors
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["ref"] == r)
+            .cloned()
+    };
     let poller = by_ref("examples.SamplePollingSensor").expect("polling sensor listed");
     assert_eq!(poller["enabled"], true);
     assert_eq!(poller["poll_interval"], 5);
-    assert!(poller["trigger_types"].as_array().unwrap().iter().any(|t| t == "examples.poll_event"));
+    assert!(poller["trigger_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "examples.poll_event"));
     let passive = by_ref("examples.SampleSensor").expect("passive sensor listed");
     assert_eq!(passive["poll_interval"], Value::Null);
     assert_eq!(passive["trigger_types"][0], "examples.event");
@@ -85,7 +105,10 @@ fn core_is_registered_even_when_not_on_the_packs_path() {
 #[test]
 fn reregistration_is_idempotent_and_keeps_operator_choices() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&common::repo().join("packs/examples"), &dir.path().join("examples"));
+    common::copy_dir(
+        &common::repo().join("packs/examples"),
+        &dir.path().join("examples"),
+    );
     let env = Env::new(&[dir.path().to_str().unwrap()]);
     env.register();
     let before = env.sensorctl_json(&["sensor", "list", "--json"]);
@@ -94,9 +117,20 @@ fn reregistration_is_idempotent_and_keeps_operator_choices() {
     env.register();
     env.register();
     let after = env.sensorctl_json(&["sensor", "list", "--json"]);
-    assert_eq!(before.as_array().unwrap().len(), after.as_array().unwrap().len());
-    let sample = after.as_array().unwrap().iter().find(|s| s["ref"] == "examples.SampleSensor").unwrap();
-    assert_eq!(sample["enabled"], false, "operator disable must survive reload");
+    assert_eq!(
+        before.as_array().unwrap().len(),
+        after.as_array().unwrap().len()
+    );
+    let sample = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["ref"] == "examples.SampleSensor")
+        .unwrap();
+    assert_eq!(
+        sample["enabled"], false,
+        "operator disable must survive reload"
+    );
     assert_eq!(sample["enabled_in_metadata"], true);
     let triggers_before = env.sensorctl_json(&["trigger-type", "list", "--json"]);
 
@@ -107,17 +141,29 @@ fn reregistration_is_idempotent_and_keeps_operator_choices() {
         .map(|e| e.unwrap().path())
         .find(|p| {
             p.extension().is_some_and(|e| e == "yaml")
-                && fs::read_to_string(p).unwrap().contains("class_name: SamplePollingSensor")
+                && fs::read_to_string(p)
+                    .unwrap()
+                    .contains("class_name: SamplePollingSensor")
         })
         .expect("polling sensor yaml");
     fs::remove_file(yaml).unwrap();
     let out = env.sensorctl(&["reload", "--register-all"]);
-    assert!(stdout(&out).contains("Removed 0 packs, 1 sensors"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Removed 0 packs, 1 sensors"),
+        "{}",
+        stdout(&out)
+    );
     let after = refs(&env.sensorctl_json(&["sensor", "list", "--json"]));
-    assert!(!after.contains(&"examples.SamplePollingSensor".to_string()), "{after:?}");
+    assert!(
+        !after.contains(&"examples.SamplePollingSensor".to_string()),
+        "{after:?}"
+    );
     let triggers_after = refs(&env.sensorctl_json(&["trigger-type", "list", "--json"]));
     assert!(!triggers_after.contains(&"examples.poll_event".to_string()));
-    assert_eq!(triggers_after.len() + 1, triggers_before.as_array().unwrap().len());
+    assert_eq!(
+        triggers_after.len() + 1,
+        triggers_before.as_array().unwrap().len()
+    );
 
     // Re-enable works and persists.
     env.sensorctl(&["sensor", "enable", "examples.SampleSensor"]);
@@ -125,7 +171,11 @@ fn reregistration_is_idempotent_and_keeps_operator_choices() {
     assert_eq!(s["enabled"], true);
     let missing = env.sensorctl(&["sensor", "disable", "examples.Nope"]);
     assert!(!missing.status.success());
-    assert!(stderr(&missing).contains("examples.Nope"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("examples.Nope"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[test]
@@ -136,19 +186,6 @@ fn yaml_enabled_false_disables() {
     assert_eq!(s["enabled"], false);
     let s = env.sensorctl_json(&["sensor", "get", "testpack.PollingCounter", "--json"]);
     assert_eq!(s["enabled"], true, "`enabled: yes` is YAML 1.1 true");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A minimal valid pack in `root/<dir>`, returning its path.
@@ -163,7 +200,11 @@ const GOOD_PACK: &str = "name: mypack\ndescription: d\nversion: 1.0.0\nauthor: m
 
 fn good_sensor(pack: &Path) {
     fs::write(pack.join("sensors/good.py"), "class Good: pass\n").unwrap();
-    fs::write(pack.join("sensors/good.yaml"), "class_name: Good\nentry_point: good.py\ntrigger_types:\n  - name: ev\n").unwrap();
+    fs::write(
+        pack.join("sensors/good.yaml"),
+        "class_name: Good\nentry_point: good.py\ntrigger_types:\n  - name: ev\n",
+    )
+    .unwrap();
 }
 
 /// Every bad input fails fast naming the file and the cause, registers
@@ -189,32 +230,56 @@ fn bad_content_fails_clearly_and_registers_nothing() {
         },
         Case {
             name: "entry point file missing",
-            setup: |p| fs::write(p.join("sensors/bad.yaml"), "class_name: Bad\nentry_point: nope.py\n").unwrap(),
+            setup: |p| {
+                fs::write(
+                    p.join("sensors/bad.yaml"),
+                    "class_name: Bad\nentry_point: nope.py\n",
+                )
+                .unwrap()
+            },
             expect: &["bad.yaml", "entry_point", "nope.py"],
         },
         Case {
             name: "poll_interval below 4",
             setup: |p| {
-                fs::write(p.join("sensors/bad.yaml"), "class_name: Bad\nentry_point: good.py\npoll_interval: 2\n").unwrap()
+                fs::write(
+                    p.join("sensors/bad.yaml"),
+                    "class_name: Bad\nentry_point: good.py\npoll_interval: 2\n",
+                )
+                .unwrap()
             },
             expect: &["bad.yaml", "poll_interval"],
         },
         Case {
             name: "pack field differs",
             setup: |p| {
-                fs::write(p.join("sensors/bad.yaml"), "class_name: Bad\nentry_point: good.py\npack: other\n").unwrap()
+                fs::write(
+                    p.join("sensors/bad.yaml"),
+                    "class_name: Bad\nentry_point: good.py\npack: other\n",
+                )
+                .unwrap()
             },
             expect: &["bad.yaml", "pack", "other"],
         },
         Case {
             name: "malformed yaml",
-            setup: |p| fs::write(p.join("sensors/bad.yaml"), "class_name: Bad\nentry_point: [good.py\n").unwrap(),
+            setup: |p| {
+                fs::write(
+                    p.join("sensors/bad.yaml"),
+                    "class_name: Bad\nentry_point: [good.py\n",
+                )
+                .unwrap()
+            },
             expect: &["bad.yaml", "line"],
         },
         Case {
             name: "config violates schema",
             setup: |p| {
-                fs::write(p.join("config.schema.yaml"), "port:\n  type: integer\n  required: true\n").unwrap();
+                fs::write(
+                    p.join("config.schema.yaml"),
+                    "port:\n  type: integer\n  required: true\n",
+                )
+                .unwrap();
                 let configs = p.parent().unwrap().parent().unwrap().join("configs");
                 fs::write(configs.join("mypack.yaml"), "port: not-a-number\n").unwrap();
             },
@@ -237,45 +302,113 @@ fn bad_content_fails_clearly_and_registers_nothing() {
         env.configs = dir.path().join("configs");
         let out = env.sensorctl(&["reload", "--register-all"]);
         let err = stderr(&out);
-        assert!(!out.status.success(), "{}: expected failure, got success: {}", case.name, stdout(&out));
+        assert!(
+            !out.status.success(),
+            "{}: expected failure, got success: {}",
+            case.name,
+            stdout(&out)
+        );
         for needle in case.expect {
-            assert!(err.contains(needle), "{}: error should mention {needle:?}: {err}", case.name);
+            assert!(
+                err.contains(needle),
+                "{}: error should mention {needle:?}: {err}",
+                case.name
+            );
         }
-        assert!(err.contains("nothing was registered"), "{}: {err}", case.name);
+        assert!(
+            err.contains("nothing was registered"),
+            "{}: {err}",
+            case.name
+        );
         let packs_listed = env.sensorctl_json(&["pack", "list", "--json"]);
-        assert_eq!(packs_listed, Value::Array(vec![]), "{}: nothing may be registered", case.name);
+        assert_eq!(
+            packs_listed,
+            Value::Array(vec![]),
+            "{}: nothing may be registered",
+            case.name
+        );
 
         let out = env.sensorctl(&["reload", "--register-all", "--register-no-fail-on-failure"]);
-        assert!(out.status.success(), "{}: no-fail must exit 0: {}", case.name, stderr(&out));
-        assert!(stderr(&out).contains("warning"), "{}: {}", case.name, stderr(&out));
+        assert!(
+            out.status.success(),
+            "{}: no-fail must exit 0: {}",
+            case.name,
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("warning"),
+            "{}: {}",
+            case.name,
+            stderr(&out)
+        );
         let sensors = refs(&env.sensorctl_json(&["sensor", "list", "--json"]));
-        assert!(sensors.contains(&"mypack.Good".to_string()), "{}: the good sensor registers: {sensors:?}", case.name);
+        assert!(
+            sensors.contains(&"mypack.Good".to_string()),
+            "{}: the good sensor registers: {sensors:?}",
+            case.name
+        );
     }
 }
 
 #[test]
 fn bad_pack_yaml_fails_clearly() {
     let cases: [(&str, &str, &[&str]); 7] = [
-        ("missing name", "description: d\nversion: 1.0.0\nauthor: me\nref: mypack\n", &["pack.yaml", "name"]),
-        ("missing version", "name: mypack\ndescription: d\nauthor: me\n", &["pack.yaml", "version"]),
-        ("missing author", "name: mypack\ndescription: d\nversion: 1.0.0\n", &["pack.yaml", "author"]),
-        ("missing description", "name: mypack\nversion: 1.0.0\nauthor: me\n", &["pack.yaml", "description"]),
-        ("non-semver version", "name: mypack\ndescription: d\nversion: one\nauthor: me\n", &["pack.yaml", "version"]),
-        ("invalid ref", "name: My Pack\ndescription: d\nversion: 1.0.0\nauthor: me\n", &["pack.yaml", "ref"]),
+        (
+            "missing name",
+            "description: d\nversion: 1.0.0\nauthor: me\nref: mypack\n",
+            &["pack.yaml", "name"],
+        ),
+        (
+            "missing version",
+            "name: mypack\ndescription: d\nauthor: me\n",
+            &["pack.yaml", "version"],
+        ),
+        (
+            "missing author",
+            "name: mypack\ndescription: d\nversion: 1.0.0\n",
+            &["pack.yaml", "author"],
+        ),
+        (
+            "missing description",
+            "name: mypack\nversion: 1.0.0\nauthor: me\n",
+            &["pack.yaml", "description"],
+        ),
+        (
+            "non-semver version",
+            "name: mypack\ndescription: d\nversion: one\nauthor: me\n",
+            &["pack.yaml", "version"],
+        ),
+        (
+            "invalid ref",
+            "name: My Pack\ndescription: d\nversion: 1.0.0\nauthor: me\n",
+            &["pack.yaml", "ref"],
+        ),
         ("malformed", "name: [mypack\n", &["pack.yaml", "line"]),
     ];
     for (name, yaml, expect) in cases {
         let dir = tempfile::tempdir().unwrap();
         let packs = dir.path().join("packs");
-        let dirname = if name == "invalid ref" { "My-Pack" } else { "mypack" };
+        let dirname = if name == "invalid ref" {
+            "My-Pack"
+        } else {
+            "mypack"
+        };
         write_pack(&packs, dirname, yaml);
         let env = Env::new(&[packs.to_str().unwrap()]);
         let out = env.sensorctl(&["reload", "--register-all"]);
         assert!(!out.status.success(), "{name}: expected failure");
         for needle in expect {
-            assert!(stderr(&out).contains(needle), "{name}: should mention {needle:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(needle),
+                "{name}: should mention {needle:?}: {}",
+                stderr(&out)
+            );
         }
-        assert_eq!(env.sensorctl_json(&["pack", "list", "--json"]), Value::Array(vec![]), "{name}");
+        assert_eq!(
+            env.sensorctl_json(&["pack", "list", "--json"]),
+            Value::Array(vec![]),
+            "{name}"
+        );
     }
 }
 
@@ -302,12 +435,23 @@ fn duplicate_pack_refs_first_path_wins_with_a_warning() {
     good_sensor(&first);
     let second = write_pack(&dir.path().join("b"), "mypack", GOOD_PACK);
     fs::write(second.join("sensors/other.py"), "class Other: pass\n").unwrap();
-    fs::write(second.join("sensors/other.yaml"), "class_name: Other\nentry_point: other.py\n").unwrap();
-    let env = Env::new(&[dir.path().join("a").to_str().unwrap(), dir.path().join("b").to_str().unwrap()]);
+    fs::write(
+        second.join("sensors/other.yaml"),
+        "class_name: Other\nentry_point: other.py\n",
+    )
+    .unwrap();
+    let env = Env::new(&[
+        dir.path().join("a").to_str().unwrap(),
+        dir.path().join("b").to_str().unwrap(),
+    ]);
     let out = env.sensorctl(&["reload", "--register-all"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("warning"), "{}", stderr(&out));
-    assert!(stderr(&out).contains(dir.path().join("b").to_str().unwrap()), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(dir.path().join("b").to_str().unwrap()),
+        "{}",
+        stderr(&out)
+    );
     let sensors = refs(&env.sensorctl_json(&["sensor", "list", "--json"]));
     assert_eq!(sensors, vec!["mypack.Good"]);
 }

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("python");
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("python");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     collect(&root, &root, &mut files);
@@ -13,15 +15,22 @@ fn main() {
     for rel in &files {
         let abs = root.join(rel);
         println!("cargo:rerun-if-changed={}", abs.display());
-        out.push_str(&format!("    ({:?}, include_str!({:?})),\n", rel, abs.display().to_string()));
+        out.push_str(&format!(
+            "    ({:?}, include_str!({:?})),\n",
+            rel,
+            abs.display().to_string()
+        ));
     }
     out.push_str("]\n");
-    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("python_files.rs");
+    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("python_files.rs");
     std::fs::write(dest, out).expect("write python_files.rs");
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -32,7 +41,11 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
             println!("cargo:rerun-if-changed={}", path.display());
             collect(root, &path, out);
         } else if name.ends_with(".py") && !name.starts_with("bench") {
-            let rel = path.strip_prefix(root).expect("under root").to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .into_owned();
             out.push(rel);
         }
     }

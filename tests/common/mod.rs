@@ -13,7 +13,23 @@ use serde_json::Value;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// Copy a directory tree (a pack a test is going to modify).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 /// Poll `cond` every 20 ms until it holds or `timeout` passes.
@@ -35,7 +51,9 @@ pub fn pid_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // state is the field after the ")" that closes the command name
-            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
+            let state = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().chars().next());
             !matches!(state, Some(Some('Z')) | Some(Some('X')))
         }
         Err(_) => false,
@@ -68,14 +86,29 @@ impl Env {
             .iter()
             .map(|p| {
                 let p = Path::new(p);
-                if p.is_absolute() { p.to_path_buf() } else { repo().join(p) }
+                if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    repo().join(p)
+                }
             })
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(":");
-        let env = Env { dir, data, configs, out, config_file, packs_path };
+        let env = Env {
+            dir,
+            data,
+            configs,
+            out,
+            config_file,
+            packs_path,
+        };
         env.write_config("sensorcontainer:\n  stop_grace_seconds: 5\n");
-        fs::write(env.configs.join("testpack.yaml"), format!("out_dir: {}\ncount: 50\n", env.out.display())).unwrap();
+        fs::write(
+            env.configs.join("testpack.yaml"),
+            format!("out_dir: {}\ncount: 50\n", env.out.display()),
+        )
+        .unwrap();
         env
     }
 
@@ -122,16 +155,27 @@ impl Env {
     /// Run sensorctl and parse its stdout as JSON, asserting success.
     pub fn sensorctl_json(&self, args: &[&str]) -> Value {
         let out = self.sensorctl(args);
-        assert!(out.status.success(), "sensorctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sensorctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("sensorctl {args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "sensorctl {args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 
     /// `reload --register-all`, asserting success.
     pub fn register(&self) {
         let out = self.sensorctl(&["reload", "--register-all"]);
-        assert!(out.status.success(), "reload failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "reload failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Every stored trigger instance (newest first).
@@ -144,7 +188,10 @@ impl Env {
 
     /// Instances of one trigger (type) ref.
     pub fn instances_of(&self, trigger: &str) -> Vec<Value> {
-        self.instances().into_iter().filter(|i| i["trigger"] == trigger || i["trigger_type"] == trigger).collect()
+        self.instances()
+            .into_iter()
+            .filter(|i| i["trigger"] == trigger || i["trigger_type"] == trigger)
+            .collect()
     }
 
     /// A marker file a test sensor writes into the out dir.
@@ -156,7 +203,10 @@ impl Env {
     pub fn wait_marker(&self, name: &str, timeout: Duration, container: &mut Container) {
         let path = self.marker(name);
         if !wait_until(timeout, || path.exists() || container.exited()) || !path.exists() {
-            panic!("marker {name} did not appear within {timeout:?}; container log:\n{}", container.log());
+            panic!(
+                "marker {name} did not appear within {timeout:?}; container log:\n{}",
+                container.log()
+            );
         }
     }
 
@@ -167,7 +217,10 @@ impl Env {
 
     /// Start the container with extra environment variables.
     pub fn start_container_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Container {
-        let log = self.dir.path().join(format!("container-{}.log", Instant::now().elapsed().as_nanos()));
+        let log = self.dir.path().join(format!(
+            "container-{}.log",
+            Instant::now().elapsed().as_nanos()
+        ));
         let log = unique(log);
         let file = fs::File::create(&log).unwrap();
         let child = self
@@ -181,10 +234,16 @@ impl Env {
             .stderr(file)
             .spawn()
             .expect("start sensorcontainer");
-        let mut c = Container { child: Some(child), log, status: None };
+        let mut c = Container {
+            child: Some(child),
+            log,
+            status: None,
+        };
         // sensorctl calls go through the control API once it is up; before
         // that they would race the container for the database.
-        let ready = wait_until(Duration::from_secs(30), || c.log().contains("control API on") || c.exited());
+        let ready = wait_until(Duration::from_secs(30), || {
+            c.log().contains("control API on") || c.exited()
+        });
         assert!(ready, "container never became ready:\n{}", c.log());
         c
     }
@@ -234,14 +293,20 @@ impl Container {
     /// Wait for a log line containing `needle`.
     pub fn wait_log(&mut self, needle: &str, timeout: Duration) {
         if !wait_until(timeout, || self.log().contains(needle)) {
-            panic!("log never contained {needle:?} within {timeout:?}; log:\n{}", self.log());
+            panic!(
+                "log never contained {needle:?} within {timeout:?}; log:\n{}",
+                self.log()
+            );
         }
     }
 
     /// Wait for it to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         if !wait_until(timeout, || self.exited()) {
-            panic!("container did not exit within {timeout:?}; log:\n{}", self.log());
+            panic!(
+                "container did not exit within {timeout:?}; log:\n{}",
+                self.log()
+            );
         }
         self.status.expect("exited")
     }
@@ -276,17 +341,28 @@ impl Drop for Container {
 pub fn eventlet_python() -> Option<PathBuf> {
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("eventlet-venv");
     let python = venv.join("bin/python");
-    let ok = |p: &PathBuf| Command::new(p).args(["-c", "import eventlet"]).status().is_ok_and(|s| s.success());
+    let ok = |p: &PathBuf| {
+        Command::new(p)
+            .args(["-c", "import eventlet"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
     if ok(&python) {
         return Some(python);
     }
     let _ = std::fs::remove_dir_all(&venv);
-    let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().ok()?;
+    let st = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .ok()?;
     assert!(st.success(), "python3 -m venv failed");
-    let pip = Command::new(venv.join("bin/pip")).args(["install", "--quiet", "eventlet"]).status().ok()?;
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "eventlet"])
+        .status()
+        .ok()?;
     if !pip.success() {
         return None;
     }
     ok(&python).then_some(python)
 }
-

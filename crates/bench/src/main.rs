@@ -20,8 +20,7 @@ use anyhow::{bail, Context, Result};
 use protocol::{Frame, FrameReader, Incoming};
 use tokio::io::BufReader;
 
-const PAYLOAD_FRAME: &str =
-    r#"{"jsonrpc":"2.0","id":123456,"method":"dispatch","params":{"trigger":"bench.event","payload":{"n":123456,"source":"bench"}}}"#;
+const PAYLOAD_FRAME: &str = r#"{"jsonrpc":"2.0","id":123456,"method":"dispatch","params":{"trigger":"bench.event","payload":{"n":123456,"source":"bench"}}}"#;
 
 struct Args {
     events: u64,
@@ -29,7 +28,10 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { events: 200_000, python: "python3".into() };
+    let mut args = Args {
+        events: 200_000,
+        python: "python3".into(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -47,9 +49,15 @@ fn parse_args() -> Result<Args> {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let python = container::runtime::resolve_python(&args.python)?;
-    eprintln!("sc-bench: {} events per row, python {}", args.events, python.display());
+    eprintln!(
+        "sc-bench: {} events per row, python {}",
+        args.events,
+        python.display()
+    );
 
     let sled_rate = sled_limit(args.events)?;
     let pipe_rate = rt.block_on(raw_pipe(&python, args.events))?;
@@ -58,8 +66,15 @@ fn main() -> Result<()> {
     println!();
     println!("| measurement | rate (msg/s) | limit it is measured against | ratio |");
     println!("|---|---:|---|---:|");
-    println!("| raw one-way pipe, Python → container (frame {} B, parsed) | {:.0} | — | — |", PAYLOAD_FRAME.len(), pipe_rate);
-    println!("| sled insert + flush per 1000 | {:.0} | — | — |", sled_rate);
+    println!(
+        "| raw one-way pipe, Python → container (frame {} B, parsed) | {:.0} | — | — |",
+        PAYLOAD_FRAME.len(),
+        pipe_rate
+    );
+    println!(
+        "| sled insert + flush per 1000 | {:.0} | — | — |",
+        sled_rate
+    );
     let limit = pipe_rate.min(sled_rate);
     println!(
         "| Python sensor → durable trigger instances | {:.0} | min(pipe, sled) = {:.0} | {:.0}% |",
@@ -73,7 +88,10 @@ fn main() -> Result<()> {
 /// sled's own batched insert + flush rate with instance-sized values.
 fn sled_limit(n: u64) -> Result<f64> {
     let dir = tempfile::tempdir()?;
-    let db = sled::Config::new().path(dir.path()).cache_capacity(64 << 20).open()?;
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(64 << 20)
+        .open()?;
     let tree = db.open_tree("bench")?;
     let value = vec![b'x'; 300];
     let start = Instant::now();
@@ -119,7 +137,10 @@ if batch:
     };
     let status = Arc::new(container::status::SensorStatus::default());
     let mut spawned = container::spawn::spawn(&spec, status)?;
-    let mut reader = FrameReader::new(BufReader::with_capacity(64 * 1024, spawned.conn), protocol::DEFAULT_MAX_FRAME_BYTES);
+    let mut reader = FrameReader::new(
+        BufReader::with_capacity(64 * 1024, spawned.conn),
+        protocol::DEFAULT_MAX_FRAME_BYTES,
+    );
     let mut count = 0u64;
     let mut start = None;
     while let Some(frame) = reader.next_frame().await? {
@@ -181,7 +202,10 @@ async fn python_sensor(python: &str, n: u64) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     let pack = dir.path().join("packs/bench");
     std::fs::create_dir_all(pack.join("sensors"))?;
-    std::fs::write(pack.join("pack.yaml"), "name: bench\ndescription: bench\nversion: 1.0.0\nauthor: bench\n")?;
+    std::fs::write(
+        pack.join("pack.yaml"),
+        "name: bench\ndescription: bench\nversion: 1.0.0\nauthor: bench\n",
+    )?;
     std::fs::write(pack.join("sensors/bench.py"), BENCH_SENSOR)?;
     std::fs::write(
         pack.join("sensors/bench.yaml"),
@@ -196,14 +220,23 @@ async fn python_sensor(python: &str, n: u64) -> Result<f64> {
     if let Some(e) = report.errors.first() {
         bail!("bench pack: {e}");
     }
-    store::registrar::register(&store.registry, &report, store::registrar::RegisterWhat::all())?;
+    store::registrar::register(
+        &store.registry,
+        &report,
+        store::registrar::RegisterWhat::all(),
+    )?;
     let result = dir.path().join("result");
     // The sensor reads these from its environment (inherited).
     std::env::set_var("BENCH_EVENTS", n.to_string());
     std::env::set_var("BENCH_RESULT", &result);
     let mut settings = container::ContainerSettings::new(data.clone());
     settings.python_binary = python.into();
-    let c = container::Container::new(settings, store.clone(), container::Selection::One("bench.BenchSensor".into()), true)?;
+    let c = container::Container::new(
+        settings,
+        store.clone(),
+        container::Selection::One("bench.BenchSensor".into()),
+        true,
+    )?;
     let code = c.run(std::future::pending()).await?;
     if code != 0 {
         bail!("bench sensor exited {code}");

@@ -19,22 +19,52 @@ pub const DEFAULT_CONFIG: &str = "conf/sensorcontainer.yaml";
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct GlobalOpts {
     /// Config file [default: conf/sensorcontainer.yaml if present]
-    #[arg(long, global = true, env = "SENSORCONTAINER_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SENSORCONTAINER_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Data directory: database and runtime files [default: ./data]
-    #[arg(long, global = true, env = "SENSORCONTAINER_DATA_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "SENSORCONTAINER_DATA_DIR",
+        value_name = "DIR"
+    )]
     pub data_dir: Option<PathBuf>,
     /// Colon-separated pack search path; the first pack with a ref wins [default: ./packs]
-    #[arg(long, global = true, env = "SENSORCONTAINER_PACKS_PATH", value_name = "PATHS")]
+    #[arg(
+        long,
+        global = true,
+        env = "SENSORCONTAINER_PACKS_PATH",
+        value_name = "PATHS"
+    )]
     pub packs_path: Option<String>,
     /// Directory of pack configs, <pack>.yaml [default: ./conf/configs]
-    #[arg(long, global = true, env = "SENSORCONTAINER_CONFIGS_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "SENSORCONTAINER_CONFIGS_DIR",
+        value_name = "DIR"
+    )]
     pub configs_dir: Option<PathBuf>,
     /// AES-256-GCM key file for datastore secrets [config: keyvalue.encryption_key_path]
-    #[arg(long, global = true, env = "SENSORCONTAINER_ENCRYPTION_KEY_PATH", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "SENSORCONTAINER_ENCRYPTION_KEY_PATH",
+        value_name = "PATH"
+    )]
     pub encryption_key_path: Option<PathBuf>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive [default: info]
-    #[arg(long, global = true, env = "SENSORCONTAINER_LOG_LEVEL", value_name = "LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        env = "SENSORCONTAINER_LOG_LEVEL",
+        value_name = "LEVEL"
+    )]
     pub log_level: Option<String>,
 }
 
@@ -108,12 +138,31 @@ impl Settings {
     /// Resolve flags/env (already merged by clap) over the config file over defaults.
     pub fn resolve(opts: &GlobalOpts) -> Result<Settings> {
         let file = load_file(opts.config.as_deref())?;
-        let data_dir = opts.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
-        let packs_path = opts.packs_path.clone().or(file.packs_path).unwrap_or_else(|| "./packs".into());
-        let packs_paths = packs_path.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect();
-        let configs_dir =
-            opts.configs_dir.clone().or(file.configs_dir).unwrap_or_else(|| PathBuf::from("./conf/configs"));
-        let log_level = opts.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into());
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let packs_path = opts
+            .packs_path
+            .clone()
+            .or(file.packs_path)
+            .unwrap_or_else(|| "./packs".into());
+        let packs_paths = packs_path
+            .split(':')
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        let configs_dir = opts
+            .configs_dir
+            .clone()
+            .or(file.configs_dir)
+            .unwrap_or_else(|| PathBuf::from("./conf/configs"));
+        let log_level = opts
+            .log_level
+            .clone()
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".into());
 
         let sc = file.sensorcontainer;
         let mut container = ContainerSettings::new(data_dir.clone());
@@ -124,24 +173,56 @@ impl Settings {
             container.stop_grace = seconds("sensorcontainer.stop_grace_seconds", s)?;
         }
         if let Some(m) = sc.max_frame_bytes {
-            anyhow::ensure!(m >= 1024, "sensorcontainer.max_frame_bytes: must be at least 1024, got {m}");
+            anyhow::ensure!(
+                m >= 1024,
+                "sensorcontainer.max_frame_bytes: must be at least 1024, got {m}"
+            );
             container.max_frame_bytes = m;
         }
-        container.restart = restart_policy("sensorcontainer.restart", &sc.restart, &RestartPolicy::default())?;
+        container.restart = restart_policy(
+            "sensorcontainer.restart",
+            &sc.restart,
+            &RestartPolicy::default(),
+        )?;
         for (sensor_ref, section) in &sc.sensors {
             let key = format!("sensorcontainer.sensors.{sensor_ref}");
-            let restart = restart_policy(&format!("{key}.restart"), &section.restart, &container.restart)?;
-            let stop_grace = opt_seconds(&format!("{key}.stop_grace_seconds"), section.stop_grace_seconds)?
-                .unwrap_or(container.stop_grace);
-            container.per_sensor.insert(sensor_ref.clone(), SensorPolicy { restart, stop_grace });
+            let restart = restart_policy(
+                &format!("{key}.restart"),
+                &section.restart,
+                &container.restart,
+            )?;
+            let stop_grace = opt_seconds(
+                &format!("{key}.stop_grace_seconds"),
+                section.stop_grace_seconds,
+            )?
+            .unwrap_or(container.stop_grace);
+            container.per_sensor.insert(
+                sensor_ref.clone(),
+                SensorPolicy {
+                    restart,
+                    stop_grace,
+                },
+            );
         }
-        container.encryption_key_path = opts.encryption_key_path.clone().or(file.keyvalue.encryption_key_path);
-        Ok(Settings { data_dir, packs_paths, configs_dir, log_level, container })
+        container.encryption_key_path = opts
+            .encryption_key_path
+            .clone()
+            .or(file.keyvalue.encryption_key_path);
+        Ok(Settings {
+            data_dir,
+            packs_paths,
+            configs_dir,
+            log_level,
+            container,
+        })
     }
 
     /// Options for the content loader.
     pub fn load_options(&self) -> content::LoadOptions {
-        content::LoadOptions { packs_paths: self.packs_paths.clone(), configs_dir: self.configs_dir.clone() }
+        content::LoadOptions {
+            packs_paths: self.packs_paths.clone(),
+            configs_dir: self.configs_dir.clone(),
+        }
     }
 }
 
@@ -149,20 +230,34 @@ impl Settings {
 /// per-sensor override). `key` names the section in errors.
 fn restart_policy(key: &str, r: &RestartSection, base: &RestartPolicy) -> Result<RestartPolicy> {
     let p = RestartPolicy {
-        initial_delay: opt_seconds(&format!("{key}.initial_delay_seconds"), r.initial_delay_seconds)?
-            .unwrap_or(base.initial_delay),
+        initial_delay: opt_seconds(
+            &format!("{key}.initial_delay_seconds"),
+            r.initial_delay_seconds,
+        )?
+        .unwrap_or(base.initial_delay),
         multiplier: r.multiplier.unwrap_or(base.multiplier),
-        max_delay: opt_seconds(&format!("{key}.max_delay_seconds"), r.max_delay_seconds)?.unwrap_or(base.max_delay),
-        healthy_uptime: opt_seconds(&format!("{key}.healthy_uptime_seconds"), r.healthy_uptime_seconds)?
-            .unwrap_or(base.healthy_uptime),
+        max_delay: opt_seconds(&format!("{key}.max_delay_seconds"), r.max_delay_seconds)?
+            .unwrap_or(base.max_delay),
+        healthy_uptime: opt_seconds(
+            &format!("{key}.healthy_uptime_seconds"),
+            r.healthy_uptime_seconds,
+        )?
+        .unwrap_or(base.healthy_uptime),
         max_restarts: r.max_restarts.unwrap_or(base.max_restarts),
     };
-    anyhow::ensure!(p.multiplier >= 1.0, "{key}.multiplier: must be at least 1, got {}", p.multiplier);
+    anyhow::ensure!(
+        p.multiplier >= 1.0,
+        "{key}.multiplier: must be at least 1, got {}",
+        p.multiplier
+    );
     Ok(p)
 }
 
 fn seconds(key: &str, s: f64) -> Result<Duration> {
-    anyhow::ensure!(s.is_finite() && s >= 0.0, "{key}: must be a non-negative number of seconds, got {s}");
+    anyhow::ensure!(
+        s.is_finite() && s >= 0.0,
+        "{key}: must be a non-negative number of seconds, got {s}"
+    );
     Ok(Duration::from_secs_f64(s))
 }
 
@@ -181,12 +276,13 @@ fn load_file(explicit: Option<&Path>) -> Result<FileConfig> {
             p
         }
     };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
     if text.trim().is_empty() {
         return Ok(FileConfig::default());
     }
-    let parsed: Option<FileConfig> =
-        serde_yaml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+    let parsed: Option<FileConfig> = serde_yaml::from_str(&text)
+        .with_context(|| format!("invalid config file {}", path.display()))?;
     Ok(parsed.unwrap_or_default())
 }
 
@@ -203,7 +299,11 @@ mod tests {
             "data_dir: /from/file\npacks_path: a:b\nsensorcontainer:\n  stop_grace_seconds: 2.5\n  restart:\n    max_restarts: 3\n  sensors:\n    p.S:\n      stop_grace_seconds: 1\n      restart: {multiplier: 3}\n",
         )
         .unwrap();
-        let opts = GlobalOpts { config: Some(file.clone()), data_dir: Some("/from/flag".into()), ..Default::default() };
+        let opts = GlobalOpts {
+            config: Some(file.clone()),
+            data_dir: Some("/from/flag".into()),
+            ..Default::default()
+        };
         let s = Settings::resolve(&opts).unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(s.packs_paths, vec![PathBuf::from("a"), PathBuf::from("b")]);
@@ -214,8 +314,14 @@ mod tests {
         let p = s.container.policy_for("p.S");
         assert_eq!(p.stop_grace, Duration::from_secs(1));
         assert_eq!(p.restart.multiplier, 3.0);
-        assert_eq!(p.restart.max_restarts, 3, "unset keys inherit the global policy");
-        assert_eq!(s.container.policy_for("other.X").stop_grace, Duration::from_millis(2500));
+        assert_eq!(
+            p.restart.max_restarts, 3,
+            "unset keys inherit the global policy"
+        );
+        assert_eq!(
+            s.container.policy_for("other.X").stop_grace,
+            Duration::from_millis(2500)
+        );
     }
 
     #[test]
@@ -223,7 +329,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.yaml");
         std::fs::write(&file, "data_dirr: x\n").unwrap();
-        let opts = GlobalOpts { config: Some(file), ..Default::default() };
+        let opts = GlobalOpts {
+            config: Some(file),
+            ..Default::default()
+        };
         let err = format!("{:#}", Settings::resolve(&opts).unwrap_err());
         assert!(err.contains("data_dirr"), "{err}");
         assert!(err.contains("c.yaml"), "{err}");

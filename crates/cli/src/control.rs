@@ -38,13 +38,19 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 /// Bind the socket (replacing a stale one) and serve until the task is aborted.
 pub async fn serve(ops: Arc<Ops>, path: PathBuf) -> Result<tokio::task::JoinHandle<()>> {
     if UnixStream::connect(&path).await.is_ok() {
-        anyhow::bail!("{} is served by another running sensorcontainer", path.display());
+        anyhow::bail!(
+            "{} is served by another running sensorcontainer",
+            path.display()
+        );
     }
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).with_context(|| format!("cannot bind the control socket {}", path.display()))?;
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("cannot bind the control socket {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot chmod 600 {}", path.display()))?;
-    let app = Router::new().route("/v1/{op}", post(handle)).with_state(ops);
+    let app = Router::new()
+        .route("/v1/{op}", post(handle))
+        .with_state(ops);
     tracing::info!("control API on {}", path.display());
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -53,14 +59,21 @@ pub async fn serve(ops: Arc<Ops>, path: PathBuf) -> Result<tokio::task::JoinHand
     }))
 }
 
-async fn handle(State(ops): State<Arc<Ops>>, UrlPath(op): UrlPath<String>, body: Bytes) -> Response {
+async fn handle(
+    State(ops): State<Arc<Ops>>,
+    UrlPath(op): UrlPath<String>,
+    body: Bytes,
+) -> Response {
     let params: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
         match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
-                let err = OpError { kind: OpErrorKind::Invalid, message: format!("request body is not JSON: {e}") };
+                let err = OpError {
+                    kind: OpErrorKind::Invalid,
+                    message: format!("request body is not JSON: {e}"),
+                };
                 return error_response(err);
             }
         }
@@ -85,12 +98,23 @@ pub struct CallError {
 }
 
 /// Call one operation on a running container.
-pub async fn call(path: &Path, op: &str, params: &Value, timeout: Duration) -> Result<Result<Value, OpError>, CallError> {
-    let fail = |message: String| CallError { path: path.to_path_buf(), message };
+pub async fn call(
+    path: &Path,
+    op: &str,
+    params: &Value,
+    timeout: Duration,
+) -> Result<Result<Value, OpError>, CallError> {
+    let fail = |message: String| CallError {
+        path: path.to_path_buf(),
+        message,
+    };
     let work = async {
-        let stream = UnixStream::connect(path).await.map_err(|e| fail(e.to_string()))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| fail(e.to_string()))?;
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         tokio::spawn(conn);
         let body = serde_json::to_vec(params).map_err(|e| fail(e.to_string()))?;
         let req = hyper::Request::post(format!("/v1/{op}"))
@@ -98,17 +122,32 @@ pub async fn call(path: &Path, op: &str, params: &Value, timeout: Duration) -> R
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| fail(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| fail(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|e| fail(e.to_string()))?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .to_bytes();
         if status.is_success() {
-            serde_json::from_slice(&bytes).map(Ok).map_err(|e| fail(format!("bad answer: {e}")))
+            serde_json::from_slice(&bytes)
+                .map(Ok)
+                .map_err(|e| fail(format!("bad answer: {e}")))
         } else {
             match serde_json::from_slice::<OpError>(&bytes) {
                 Ok(err) => Ok(Err(err)),
-                Err(_) => Err(fail(format!("{status}: {}", String::from_utf8_lossy(&bytes)))),
+                Err(_) => Err(fail(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                ))),
             }
         }
     };
-    tokio::time::timeout(timeout, work).await.map_err(|_| fail(format!("no answer within {timeout:?}")))?
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| fail(format!("no answer within {timeout:?}")))?
 }

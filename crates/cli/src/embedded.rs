@@ -7,23 +7,44 @@ use anyhow::{Context, Result};
 
 const CORE_FILES: &[(&str, &str)] = &[
     ("pack.yaml", include_str!("../../../packs/core/pack.yaml")),
-    ("triggers/process_spawn.yaml", include_str!("../../../packs/core/triggers/process_spawn.yaml")),
-    ("triggers/process_exit.yaml", include_str!("../../../packs/core/triggers/process_exit.yaml")),
-    ("triggers/key_value_pair_create.yaml", include_str!("../../../packs/core/triggers/key_value_pair_create.yaml")),
-    ("triggers/key_value_pair_update.yaml", include_str!("../../../packs/core/triggers/key_value_pair_update.yaml")),
-    ("triggers/key_value_pair_delete.yaml", include_str!("../../../packs/core/triggers/key_value_pair_delete.yaml")),
+    (
+        "triggers/process_spawn.yaml",
+        include_str!("../../../packs/core/triggers/process_spawn.yaml"),
+    ),
+    (
+        "triggers/process_exit.yaml",
+        include_str!("../../../packs/core/triggers/process_exit.yaml"),
+    ),
+    (
+        "triggers/key_value_pair_create.yaml",
+        include_str!("../../../packs/core/triggers/key_value_pair_create.yaml"),
+    ),
+    (
+        "triggers/key_value_pair_update.yaml",
+        include_str!("../../../packs/core/triggers/key_value_pair_update.yaml"),
+    ),
+    (
+        "triggers/key_value_pair_delete.yaml",
+        include_str!("../../../packs/core/triggers/key_value_pair_delete.yaml"),
+    ),
     (
         "triggers/key_value_pair_value_change.yaml",
         include_str!("../../../packs/core/triggers/key_value_pair_value_change.yaml"),
     ),
-    ("triggers/webhook.yaml", include_str!("../../../packs/core/triggers/webhook.yaml")),
+    (
+        "triggers/webhook.yaml",
+        include_str!("../../../packs/core/triggers/webhook.yaml"),
+    ),
 ];
 
 /// The pack search path, with the embedded core pack appended when no
 /// directory on it provides `core`.
 pub fn packs_paths_with_core(paths: &[PathBuf], data_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = paths.to_vec();
-    if paths.iter().any(|p| p.join("core").join("pack.yaml").is_file()) {
+    if paths
+        .iter()
+        .any(|p| p.join("core").join("pack.yaml").is_file())
+    {
         return Ok(out);
     }
     let base = data_dir.join("runtime").join("packs");
@@ -34,7 +55,8 @@ pub fn packs_paths_with_core(paths: &[PathBuf], data_dir: &Path) -> Result<Vec<P
             continue;
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         std::fs::write(&path, body).with_context(|| format!("cannot write {}", path.display()))?;
     }

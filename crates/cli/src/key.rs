@@ -77,46 +77,86 @@ pub enum KeyCmd {
 
 /// `key generate-crypto-key`: local, needs no database.
 pub fn generate(settings: &Settings, cmd: KeyCmd) -> Result<()> {
-    let KeyCmd::GenerateCryptoKey { path } = cmd else { bail!("not a generate-crypto-key command") };
+    let KeyCmd::GenerateCryptoKey { path } = cmd else {
+        bail!("not a generate-crypto-key command")
+    };
     let Some(path) = path.or_else(|| settings.container.encryption_key_path.clone()) else {
         bail!("where should the key go? Give --path or set keyvalue.encryption_key_path / --encryption-key-path");
     };
     CryptoKey::generate(&path)?;
-    println!("wrote a new AES-256-GCM key to {} (mode 0600)", path.display());
+    println!(
+        "wrote a new AES-256-GCM key to {} (mode 0600)",
+        path.display()
+    );
     Ok(())
 }
 
 /// Run a `key` subcommand.
 pub async fn run(backend: &Backend, cmd: KeyCmd) -> Result<()> {
     match cmd {
-        KeyCmd::List { prefix, decrypt, scope, json } => {
-            let v = backend.call("key.list", json!({"prefix": prefix, "decrypt": decrypt, "scope": scope})).await?;
+        KeyCmd::List {
+            prefix,
+            decrypt,
+            scope,
+            json,
+        } => {
+            let v = backend
+                .call(
+                    "key.list",
+                    json!({"prefix": prefix, "decrypt": decrypt, "scope": scope}),
+                )
+                .await?;
             table_or_json(json, &v, &["NAME", "VALUE", "SECRET", "EXPIRES"], |k| {
-                vec![s(&k["name"]), s(&k["value"]), k["secret"].to_string(), s(&k["expire_timestamp"])]
+                vec![
+                    s(&k["name"]),
+                    s(&k["value"]),
+                    k["secret"].to_string(),
+                    s(&k["expire_timestamp"]),
+                ]
             })?;
         }
-        KeyCmd::Get { name, decrypt, scope, json } => {
-            let v = backend.call("key.get", json!({"name": name, "decrypt": decrypt, "scope": scope})).await?;
+        KeyCmd::Get {
+            name,
+            decrypt,
+            scope,
+            json,
+        } => {
+            let v = backend
+                .call(
+                    "key.get",
+                    json!({"name": name, "decrypt": decrypt, "scope": scope}),
+                )
+                .await?;
             if json.json {
                 return print_json(&v);
             }
             println!("{}", s(&v["value"]));
         }
-        KeyCmd::Set { name, value, ttl, encrypt, scope } => {
+        KeyCmd::Set {
+            name,
+            value,
+            ttl,
+            encrypt,
+            scope,
+        } => {
             backend
                 .call("key.set", json!({"name": name, "value": value, "ttl": ttl, "encrypt": encrypt, "scope": scope}))
                 .await?;
             println!("set {name}");
         }
         KeyCmd::Delete { name, scope } => {
-            backend.call("key.delete", json!({"name": name, "scope": scope})).await?;
+            backend
+                .call("key.delete", json!({"name": name, "scope": scope}))
+                .await?;
             println!("deleted {name}");
         }
         KeyCmd::Export => print_json(&backend.call("key.export", json!({})).await?)?,
         KeyCmd::Load { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let items: Value = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a `sensorctl key export` file", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let items: Value = serde_json::from_str(&text).with_context(|| {
+                format!("{}: not a `sensorctl key export` file", file.display())
+            })?;
             let v = backend
                 .call("key.load", json!({"items": items}))
                 .await

@@ -46,7 +46,10 @@ pub enum OpErrorKind {
 
 impl OpError {
     fn new(kind: OpErrorKind, message: impl Into<String>) -> OpError {
-        OpError { kind, message: message.into() }
+        OpError {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// The HTTP status for this error.
@@ -127,14 +130,20 @@ impl SensorView {
     fn new(r: &SensorRecord, status: Option<&StatusSnapshot>, container_runs: bool) -> SensorView {
         let s = &r.sensor;
         let state = match status {
-            Some(st) => serde_json::to_value(st.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            Some(st) => serde_json::to_value(st.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             None if !r.enabled() => "disabled".into(),
             None if container_runs => "not_assigned".into(),
             None => "stopped".into(),
         };
         let uptime = status.and_then(|st| {
             st.pid?;
-            SystemTime::now().duration_since(st.started_at?).ok().map(|d| d.as_secs())
+            SystemTime::now()
+                .duration_since(st.started_at?)
+                .ok()
+                .map(|d| d.as_secs())
         });
         SensorView {
             sensor_ref: s.sensor_ref.clone(),
@@ -227,7 +236,8 @@ struct ReloadParams {
 
 fn params<T: DeserializeOwned>(op: &str, p: Value) -> Result<T, OpError> {
     let p = if p.is_null() { json!({}) } else { p };
-    serde_json::from_value(p).map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{op}: bad parameters: {e}")))
+    serde_json::from_value(p)
+        .map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{op}: bad parameters: {e}")))
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Value, OpError> {
@@ -245,15 +255,28 @@ impl Ops {
             Some(p) => Some(Arc::new(CryptoKey::load(p).map_err(StoreError::from)?)),
             None => None,
         };
-        let dispatcher = Arc::new(Dispatcher::new(Catalog::load(&store.registry)?, store.instances.clone()));
+        let dispatcher = Arc::new(Dispatcher::new(
+            Catalog::load(&store.registry)?,
+            store.instances.clone(),
+        ));
         let kv = KvService::new(store.datastore.clone().with_crypto(crypto), dispatcher);
-        Ok(Ops { store, settings, live: None, kv })
+        Ok(Ops {
+            store,
+            settings,
+            live: None,
+            kv,
+        })
     }
 
     /// Operations inside the running container.
     pub fn live(container: Arc<Container>, store: Arc<Store>, settings: Settings) -> Ops {
         let kv = container.kv().clone();
-        Ops { store, settings, live: Some(container), kv }
+        Ops {
+            store,
+            settings,
+            live: Some(container),
+            kv,
+        }
     }
 
     /// Execute one operation.
@@ -266,7 +289,9 @@ impl Ops {
                 let views: Vec<SensorView> = reg
                     .sensors()?
                     .iter()
-                    .map(|r| SensorView::new(r, statuses.get(&r.sensor.sensor_ref), self.live.is_some()))
+                    .map(|r| {
+                        SensorView::new(r, statuses.get(&r.sensor.sensor_ref), self.live.is_some())
+                    })
                     .collect();
                 to_json(&views)
             }
@@ -286,7 +311,10 @@ impl Ops {
             "sensor.restart" => {
                 let RefParam { r } = params(op, p)?;
                 let Some(c) = &self.live else {
-                    return Err(OpError::new(OpErrorKind::Conflict, "no sensorcontainer is running: nothing to restart"));
+                    return Err(OpError::new(
+                        OpErrorKind::Conflict,
+                        "no sensorcontainer is running: nothing to restart",
+                    ));
                 };
                 c.restart(&r).await?;
                 self.sensor_view(&r).await
@@ -304,23 +332,37 @@ impl Ops {
             }
             "trigger-instance.list" => {
                 let q: InstanceListParams = params(op, p)?;
-                let filter = InstanceFilter { trigger: q.trigger, sensor: q.sensor, since: q.since, limit: q.limit };
+                let filter = InstanceFilter {
+                    trigger: q.trigger,
+                    sensor: q.sensor,
+                    since: q.since,
+                    limit: q.limit,
+                };
                 to_json(&self.store.instances.list(&filter)?)
             }
             "trigger-instance.get" => {
                 let IdParam { id } = params(op, p)?;
                 match self.store.instances.get(&id) {
                     Ok(i) => to_json(&i),
-                    Err(StoreError::NotFound { .. }) => {
-                        Err(OpError::new(OpErrorKind::NotFound, format!("trigger instance '{id}' not found")))
-                    }
+                    Err(StoreError::NotFound { .. }) => Err(OpError::new(
+                        OpErrorKind::NotFound,
+                        format!("trigger instance '{id}' not found"),
+                    )),
                     Err(e) => Err(e.into()),
                 }
             }
             "key.list" => {
                 let q: KeyListParams = params(op, p)?;
-                let items = self.kv.datastore.list(scope(&q.scope)?, q.prefix.as_deref().unwrap_or(""), 0, None, q.decrypt)?;
-                Ok(Value::Array(items.iter().map(|k| k.to_api(false)).collect()))
+                let items = self.kv.datastore.list(
+                    scope(&q.scope)?,
+                    q.prefix.as_deref().unwrap_or(""),
+                    0,
+                    None,
+                    q.decrypt,
+                )?;
+                Ok(Value::Array(
+                    items.iter().map(|k| k.to_api(false)).collect(),
+                ))
             }
             "key.get" => {
                 let q: KeyParams = params(op, p)?;
@@ -329,14 +371,22 @@ impl Ops {
                     Some(k) => Ok(k.to_api(false)),
                     None => Err(OpError::new(
                         OpErrorKind::NotFound,
-                        format!("key '{}' not found (or expired) in scope {}", q.name, sc.as_str()),
+                        format!(
+                            "key '{}' not found (or expired) in scope {}",
+                            q.name,
+                            sc.as_str()
+                        ),
                     )),
                 }
             }
             "key.set" => {
                 let q: KeyParams = params(op, p)?;
-                let value = q.value.ok_or_else(|| OpError::new(OpErrorKind::Invalid, "key.set needs a value"))?;
-                let ticket = self.kv.set(scope(&q.scope)?, &q.name, &value, q.ttl, q.encrypt)?;
+                let value = q
+                    .value
+                    .ok_or_else(|| OpError::new(OpErrorKind::Invalid, "key.set needs a value"))?;
+                let ticket = self
+                    .kv
+                    .set(scope(&q.scope)?, &q.name, &value, q.ttl, q.encrypt)?;
                 self.kv.datastore.commit().wait(ticket).await?;
                 Ok(json!({"name": q.name}))
             }
@@ -348,7 +398,11 @@ impl Ops {
                 if !deleted {
                     return Err(OpError::new(
                         OpErrorKind::NotFound,
-                        format!("key '{}' not found (or expired) in scope {}", q.name, sc.as_str()),
+                        format!(
+                            "key '{}' not found (or expired) in scope {}",
+                            q.name,
+                            sc.as_str()
+                        ),
                     ));
                 }
                 Ok(json!({"name": q.name}))
@@ -381,12 +435,23 @@ impl Ops {
                 let q: ReloadParams = params(op, p)?;
                 let any = q.sensors || q.triggers || q.configs;
                 let what = if any {
-                    RegisterWhat { sensors: q.sensors, triggers: q.triggers, configs: q.configs }
+                    RegisterWhat {
+                        sensors: q.sensors,
+                        triggers: q.triggers,
+                        configs: q.configs,
+                    }
                 } else {
                     RegisterWhat::all()
                 };
-                let outcome = reload::reload(&self.settings, &self.store, ReloadMode { what, no_fail: q.no_fail })
-                    .map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{e:#}")))?;
+                let outcome = reload::reload(
+                    &self.settings,
+                    &self.store,
+                    ReloadMode {
+                        what,
+                        no_fail: q.no_fail,
+                    },
+                )
+                .map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{e:#}")))?;
                 let applied = match &self.live {
                     Some(c) => {
                         let report = c.apply().await?;
@@ -408,7 +473,10 @@ impl Ops {
                     "applied": applied,
                 }))
             }
-            other => Err(OpError::new(OpErrorKind::Invalid, format!("unknown operation '{other}'"))),
+            other => Err(OpError::new(
+                OpErrorKind::Invalid,
+                format!("unknown operation '{other}'"),
+            )),
         }
     }
 
@@ -421,9 +489,16 @@ impl Ops {
 
     async fn sensor_view(&self, r: &str) -> Result<Value, OpError> {
         let Some(record) = self.store.registry.sensor(r)? else {
-            return Err(OpError::new(OpErrorKind::NotFound, format!("sensor '{r}' not found (see `sensorctl sensor list`)")));
+            return Err(OpError::new(
+                OpErrorKind::NotFound,
+                format!("sensor '{r}' not found (see `sensorctl sensor list`)"),
+            ));
         };
         let statuses = self.statuses().await;
-        to_json(&SensorView::new(&record, statuses.get(r), self.live.is_some()))
+        to_json(&SensorView::new(
+            &record,
+            statuses.get(r),
+            self.live.is_some(),
+        ))
     }
 }

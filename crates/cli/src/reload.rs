@@ -34,7 +34,9 @@ pub fn reload(settings: &Settings, store: &Store, mode: ReloadMode) -> Result<Re
         if !mode.no_fail {
             let more = report.errors.len() - 1;
             let hint = if more > 0 {
-                format!(" ({more} more bad file(s); --register-no-fail-on-failure registers the rest)")
+                format!(
+                    " ({more} more bad file(s); --register-no-fail-on-failure registers the rest)"
+                )
             } else {
                 String::new()
             };

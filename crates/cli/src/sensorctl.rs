@@ -181,7 +181,10 @@ impl Backend {
             Backend::Local(ops) => ops.execute(op, params).await,
             Backend::Remote(sock) => {
                 // Operations that stop sensors wait up to their grace periods.
-                let slow = matches!(op, "reload" | "sensor.enable" | "sensor.disable" | "sensor.restart");
+                let slow = matches!(
+                    op,
+                    "reload" | "sensor.enable" | "sensor.disable" | "sensor.restart"
+                );
                 let timeout = Duration::from_secs(if slow { 600 } else { 60 });
                 control::call(sock, op, &params, timeout).await?
             }
@@ -241,27 +244,49 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Pack(PackCmd::List(f)) => {
             let v = backend.call("pack.list", json!({})).await?;
             table_or_json(f, &v, &["REF", "VERSION", "AUTHOR", "DESCRIPTION"], |p| {
-                vec![s(&p["ref"]), s(&p["version"]), s(&p["author"]), s(&p["description"])]
+                vec![
+                    s(&p["ref"]),
+                    s(&p["version"]),
+                    s(&p["author"]),
+                    s(&p["description"]),
+                ]
             })?;
         }
         Command::Sensor(SensorCmd::List(f)) => {
             let v = backend.call("sensor.list", json!({})).await?;
-            table_or_json(f, &v, &["REF", "ENABLED", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "DISPATCHED", "INVALID"], |x| {
-                vec![
-                    s(&x["ref"]),
-                    x["enabled"].to_string(),
-                    s(&x["state"]),
-                    or_dash(x["pid"].as_u64()),
-                    or_dash(x["uptime_seconds"].as_u64().map(|u| format!("{u}s"))),
-                    x["restarts"].to_string(),
-                    exit_text(&x["last_exit"]),
-                    x["dispatched"].to_string(),
-                    x["validation_failures"].to_string(),
-                ]
-            })?;
+            table_or_json(
+                f,
+                &v,
+                &[
+                    "REF",
+                    "ENABLED",
+                    "STATE",
+                    "PID",
+                    "UPTIME",
+                    "RESTARTS",
+                    "LAST EXIT",
+                    "DISPATCHED",
+                    "INVALID",
+                ],
+                |x| {
+                    vec![
+                        s(&x["ref"]),
+                        x["enabled"].to_string(),
+                        s(&x["state"]),
+                        or_dash(x["pid"].as_u64()),
+                        or_dash(x["uptime_seconds"].as_u64().map(|u| format!("{u}s"))),
+                        x["restarts"].to_string(),
+                        exit_text(&x["last_exit"]),
+                        x["dispatched"].to_string(),
+                        x["validation_failures"].to_string(),
+                    ]
+                },
+            )?;
         }
         Command::Sensor(SensorCmd::Get { sensor_ref, json }) => {
-            let v = backend.call("sensor.get", json!({"ref": sensor_ref})).await?;
+            let v = backend
+                .call("sensor.get", json!({"ref": sensor_ref}))
+                .await?;
             if json.json {
                 return print_json(&v);
             }
@@ -282,7 +307,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{:<15} {}", "last_exit:", exit_text(&v["last_exit"]));
             println!("{:<15} {}", "trigger_types:", list(&v["trigger_types"]));
         }
-        Command::Sensor(cmd @ (SensorCmd::Enable { .. } | SensorCmd::Disable { .. } | SensorCmd::Restart { .. })) => {
+        Command::Sensor(
+            cmd
+            @ (SensorCmd::Enable { .. } | SensorCmd::Disable { .. } | SensorCmd::Restart { .. }),
+        ) => {
             let (op, r, done) = match cmd {
                 SensorCmd::Enable { sensor_ref } => ("sensor.enable", sensor_ref, "enabled"),
                 SensorCmd::Disable { sensor_ref } => ("sensor.disable", sensor_ref, "disabled"),
@@ -295,12 +323,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::TriggerType(TriggerTypeCmd::List(f)) => {
             let v = backend.call("trigger-type.list", json!({})).await?;
             table_or_json(f, &v, &["REF", "PARAMETERS", "DESCRIPTION"], |t| {
-                let params = if t["parameters_schema"].is_null() { "no" } else { "yes" };
+                let params = if t["parameters_schema"].is_null() {
+                    "no"
+                } else {
+                    "yes"
+                };
                 vec![s(&t["ref"]), params.into(), s(&t["description"])]
             })?;
         }
         Command::TriggerType(TriggerTypeCmd::Get { type_ref, json }) => {
-            let v = backend.call("trigger-type.get", json!({"ref": type_ref})).await?;
+            let v = backend
+                .call("trigger-type.get", json!({"ref": type_ref}))
+                .await?;
             if json.json {
                 return print_json(&v);
             }
@@ -311,24 +345,54 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("payload_schema:    {}", pretty(&v["payload_schema"]));
             println!("parameters_schema: {}", pretty(&v["parameters_schema"]));
         }
-        Command::TriggerInstance(TriggerInstanceCmd::List { trigger, sensor, since, limit, json }) => {
+        Command::TriggerInstance(TriggerInstanceCmd::List {
+            trigger,
+            sensor,
+            since,
+            limit,
+            json,
+        }) => {
             let v = backend
-                .call("trigger-instance.list", json!({"trigger": trigger, "sensor": sensor, "since": since, "limit": limit}))
+                .call(
+                    "trigger-instance.list",
+                    json!({"trigger": trigger, "sensor": sensor, "since": since, "limit": limit}),
+                )
                 .await?;
-            table_or_json(json, &v, &["ID", "OCCURRED", "TRIGGER", "SENSOR", "PAYLOAD"], |i| {
-                let mut payload = i["payload"].to_string();
-                if payload.chars().count() > 60 {
-                    payload = payload.chars().take(57).collect::<String>() + "...";
-                }
-                vec![s(&i["id"]), s(&i["occurrence_time"]), s(&i["trigger"]), s(&i["sensor"]), payload]
-            })?;
+            table_or_json(
+                json,
+                &v,
+                &["ID", "OCCURRED", "TRIGGER", "SENSOR", "PAYLOAD"],
+                |i| {
+                    let mut payload = i["payload"].to_string();
+                    if payload.chars().count() > 60 {
+                        payload = payload.chars().take(57).collect::<String>() + "...";
+                    }
+                    vec![
+                        s(&i["id"]),
+                        s(&i["occurrence_time"]),
+                        s(&i["trigger"]),
+                        s(&i["sensor"]),
+                        payload,
+                    ]
+                },
+            )?;
         }
         Command::TriggerInstance(TriggerInstanceCmd::Get { id, json }) => {
-            let v = backend.call("trigger-instance.get", json!({"id": id})).await?;
+            let v = backend
+                .call("trigger-instance.get", json!({"id": id}))
+                .await?;
             if json.json {
                 return print_json(&v);
             }
-            for k in ["id", "trigger", "trigger_type", "sensor", "occurrence_time", "status", "trace_tag"] {
+            for k in [
+                "id",
+                "trigger",
+                "trigger_type",
+                "sensor",
+                "occurrence_time",
+                "status",
+                "trace_tag",
+            ] {
                 println!("{:<16} {}", format!("{k}:"), s(&v[k]));
             }
             println!("{:<16} {}", "payload:", pretty(&v["payload"]));
@@ -348,7 +412,9 @@ pub fn s(v: &Value) -> String {
 }
 
 fn list(v: &Value) -> String {
-    v.as_array().map(|l| l.iter().map(s).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+    v.as_array()
+        .map(|l| l.iter().map(s).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
 }
 
 fn pretty(v: &Value) -> String {
@@ -369,11 +435,18 @@ fn exit_text(v: &Value) -> String {
 }
 
 /// Print a list as JSON or as a table built row by row.
-pub fn table_or_json(f: JsonFlag, v: &Value, headers: &[&'static str], row: impl Fn(&Value) -> Vec<String>) -> Result<()> {
+pub fn table_or_json(
+    f: JsonFlag,
+    v: &Value,
+    headers: &[&'static str],
+    row: impl Fn(&Value) -> Vec<String>,
+) -> Result<()> {
     if f.json {
         return print_json(v);
     }
-    let Some(items) = v.as_array() else { bail!("expected a list from the server, got {v}") };
+    let Some(items) = v.as_array() else {
+        bail!("expected a list from the server, got {v}")
+    };
     let mut t = Table::new(headers);
     for item in items {
         t.row(row(item));

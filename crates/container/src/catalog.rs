@@ -53,13 +53,19 @@ impl Catalog {
                 (tt.type_ref.clone(), TypeEntry { trigger_type: tt, schema, schema_error })
             })
             .collect();
-        let triggers = triggers.into_iter().map(|t| (t.trigger_ref.clone(), t)).collect();
+        let triggers = triggers
+            .into_iter()
+            .map(|t| (t.trigger_ref.clone(), t))
+            .collect();
         Catalog { types, triggers }
     }
 
     /// Load from the registry.
     pub fn load(registry: &store::Registry) -> Result<Catalog, store::StoreError> {
-        Ok(Catalog::new(registry.trigger_types()?, registry.triggers()?))
+        Ok(Catalog::new(
+            registry.trigger_types()?,
+            registry.triggers()?,
+        ))
     }
 
     /// A trigger type by ref.
@@ -69,7 +75,11 @@ impl Catalog {
 
     /// Every trigger whose type is one of `types` (shadow triggers included).
     pub fn triggers_of(&self, types: &[String]) -> Vec<&Trigger> {
-        let mut out: Vec<&Trigger> = self.triggers.values().filter(|t| types.contains(&t.type_ref)).collect();
+        let mut out: Vec<&Trigger> = self
+            .triggers
+            .values()
+            .filter(|t| types.contains(&t.type_ref))
+            .collect();
         out.sort_by(|a, b| a.trigger_ref.cmp(&b.trigger_ref));
         out
     }
@@ -93,7 +103,10 @@ impl Catalog {
                 match params {
                     None => self.resolve_ref(type_ref),
                     Some(params) => {
-                        let found = self.triggers.values().find(|t| t.type_ref == type_ref && &t.parameters == params);
+                        let found = self
+                            .triggers
+                            .values()
+                            .find(|t| t.type_ref == type_ref && &t.parameters == params);
                         match found {
                             Some(t) => self.resolve_ref(&t.trigger_ref),
                             None => Err(unknown(&format!("{type_ref} with parameters {params}"))),
@@ -114,14 +127,20 @@ impl Catalog {
             None => r,
         };
         match self.types.get(type_ref) {
-            Some(entry) => Ok(Resolved { trigger_ref: r.to_string(), entry }),
+            Some(entry) => Ok(Resolved {
+                trigger_ref: r.to_string(),
+                entry,
+            }),
             None => Err(unknown(r)),
         }
     }
 }
 
 fn unknown(what: &str) -> RpcError {
-    RpcError::new(codes::UNKNOWN_TRIGGER, format!("unknown trigger '{what}': no such trigger or trigger type is registered"))
+    RpcError::new(
+        codes::UNKNOWN_TRIGGER,
+        format!("unknown trigger '{what}': no such trigger or trigger type is registered"),
+    )
 }
 
 fn is_empty_schema(v: &Value) -> bool {

@@ -37,12 +37,18 @@ pub struct Accepted {
 impl Dispatcher {
     /// A dispatcher over `log`, resolving against `catalog`.
     pub fn new(catalog: Catalog, log: InstanceLog) -> Dispatcher {
-        Dispatcher { catalog: RwLock::new(Arc::new(catalog)), log }
+        Dispatcher {
+            catalog: RwLock::new(Arc::new(catalog)),
+            log,
+        }
     }
 
     /// The current catalog snapshot.
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.catalog
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Swap in a new catalog (after registration or trigger changes).
@@ -57,14 +63,21 @@ impl Dispatcher {
     }
 
     /// Validate and append. `sensor` is `None` for container-internal triggers.
-    pub fn dispatch(&self, sensor: Option<&str>, params: DispatchParams) -> Result<Accepted, RpcError> {
+    pub fn dispatch(
+        &self,
+        sensor: Option<&str>,
+        params: DispatchParams,
+    ) -> Result<Accepted, RpcError> {
         let payload = match params.payload {
             Value::Null => json!({}),
             p @ Value::Object(_) => p,
             other => {
                 return Err(RpcError::new(
                     codes::INVALID_PARAMS,
-                    format!("payload must be an object (a Python dict) or null, got {}", type_name(&other)),
+                    format!(
+                        "payload must be an object (a Python dict) or null, got {}",
+                        type_name(&other)
+                    ),
                 ))
             }
         };
@@ -74,7 +87,10 @@ impl Dispatcher {
         if let Some(err) = &entry.schema_error {
             return Err(RpcError::new(
                 codes::INTERNAL_ERROR,
-                format!("payload_schema of {} is invalid: {err}", entry.trigger_type.type_ref),
+                format!(
+                    "payload_schema of {} is invalid: {err}",
+                    entry.trigger_type.type_ref
+                ),
             ));
         }
         if let Some(schema) = &entry.schema {
@@ -106,11 +122,16 @@ impl Dispatcher {
             }
             instance.trace_context = Some(ctx);
         }
-        let ticket = self
-            .log
-            .append(&instance)
-            .map_err(|e| RpcError::new(codes::STORAGE_ERROR, format!("could not store the trigger instance: {e}")))?;
-        Ok(Accepted { id: instance.id, ticket })
+        let ticket = self.log.append(&instance).map_err(|e| {
+            RpcError::new(
+                codes::STORAGE_ERROR,
+                format!("could not store the trigger instance: {e}"),
+            )
+        })?;
+        Ok(Accepted {
+            id: instance.id,
+            ticket,
+        })
     }
 }
 

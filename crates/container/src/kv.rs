@@ -30,11 +30,21 @@ pub struct KvService {
 impl KvService {
     /// Wrap a datastore.
     pub fn new(datastore: Datastore, dispatcher: Arc<Dispatcher>) -> KvService {
-        KvService { datastore, dispatcher }
+        KvService {
+            datastore,
+            dispatcher,
+        }
     }
 
     /// Set a key and emit create/update (+ value_change when the value changed).
-    pub fn set(&self, scope: Scope, name: &str, value: &str, ttl: Option<u64>, encrypt: bool) -> Result<Ticket, StoreError> {
+    pub fn set(
+        &self,
+        scope: Scope,
+        name: &str,
+        value: &str,
+        ttl: Option<u64>,
+        encrypt: bool,
+    ) -> Result<Ticket, StoreError> {
         let w = self.datastore.set(scope, name, value, ttl, encrypt)?;
         match &w.before {
             None => self.emit(KV_CREATE, json!({"object": w.after.to_api(true)})),
@@ -54,7 +64,11 @@ impl KvService {
     /// Store an exported record as is (`key load`), with the same events.
     pub fn load(&self, kv: KeyValue) -> Result<Ticket, StoreError> {
         let w = self.datastore.put_raw(kv)?;
-        let method = if w.before.is_some() { KV_UPDATE } else { KV_CREATE };
+        let method = if w.before.is_some() {
+            KV_UPDATE
+        } else {
+            KV_CREATE
+        };
         self.emit(method, json!({"object": w.after.to_api(true)}));
         Ok(w.ticket)
     }

@@ -18,7 +18,10 @@ pub const WRAPPER: &str = "sensor_wrapper.py";
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("cannot write the Python runtime to {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("Python interpreter '{binary}' is not usable: {reason} (set python_binary in conf/sensorcontainer.yaml or --python)")]
     Interpreter { binary: String, reason: String },
 }
@@ -61,7 +64,10 @@ pub fn install(data_dir: &Path) -> Result<PathBuf, RuntimeError> {
             let _ = std::fs::remove_dir_all(&tmp);
             Ok(dir)
         }
-        Err(e) => Err(RuntimeError::Write { path: dir, source: e }),
+        Err(e) => Err(RuntimeError::Write {
+            path: dir,
+            source: e,
+        }),
     }
 }
 
@@ -69,18 +75,31 @@ pub fn install(data_dir: &Path) -> Result<PathBuf, RuntimeError> {
 /// shim (pyenv) costs ~100 ms per spawn against ~40 ms for the real binary.
 pub fn resolve_python(binary: &str) -> Result<PathBuf, RuntimeError> {
     let out = Command::new(binary)
-        .args(["-c", "import sys; print(sys.executable); assert sys.version_info >= (3, 6)"])
+        .args([
+            "-c",
+            "import sys; print(sys.executable); assert sys.version_info >= (3, 6)",
+        ])
         .output()
-        .map_err(|e| RuntimeError::Interpreter { binary: binary.into(), reason: e.to_string() })?;
+        .map_err(|e| RuntimeError::Interpreter {
+            binary: binary.into(),
+            reason: e.to_string(),
+        })?;
     if !out.status.success() {
         return Err(RuntimeError::Interpreter {
             binary: binary.into(),
-            reason: format!("it exited with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()),
+            reason: format!(
+                "it exited with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
         });
     }
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if path.is_empty() {
-        return Err(RuntimeError::Interpreter { binary: binary.into(), reason: "sys.executable is empty".into() });
+        return Err(RuntimeError::Interpreter {
+            binary: binary.into(),
+            reason: "sys.executable is empty".into(),
+        });
     }
     Ok(PathBuf::from(path))
 }

@@ -23,9 +23,9 @@ use tokio::sync::mpsc;
 
 use crate::dispatcher::{DispatchParams, Dispatcher};
 use crate::kv::KvService;
+use crate::status::{SensorState, SensorStatus};
 use store::datastore::Scope;
 use store::StoreError;
-use crate::status::{SensorState, SensorStatus};
 
 /// Replies waiting to be written; bounded so a sensor that never reads its
 /// replies is slowed down rather than growing our memory.
@@ -47,7 +47,11 @@ pub struct SensorContext {
 
 enum Outbound {
     /// A reply to a request, written once `ticket` is durable.
-    Reply { ticket: Ticket, id: Value, result: Result<Value, RpcError> },
+    Reply {
+        ticket: Ticket,
+        id: Value,
+        result: Result<Value, RpcError>,
+    },
     /// A notification or protocol error, written in order.
     Frame(Vec<u8>),
 }
@@ -62,13 +66,22 @@ pub struct ConnectionHandle {
 impl ConnectionHandle {
     /// Send a notification (best effort: a closed connection is ignored).
     pub async fn notify(&self, method: &str, params: Value) {
-        let _ = self.outbox.send(Outbound::Frame(to_frame(&Notification::new(method, params)))).await;
+        let _ = self
+            .outbox
+            .send(Outbound::Frame(to_frame(&Notification::new(
+                method, params,
+            ))))
+            .await;
     }
 
     /// Send a notification without waiting (used while stopping, when the
     /// outbox may be full because the sensor stopped reading).
     pub fn notify_now(&self, method: &str, params: Value) {
-        let _ = self.outbox.try_send(Outbound::Frame(to_frame(&Notification::new(method, params))));
+        let _ = self
+            .outbox
+            .try_send(Outbound::Frame(to_frame(&Notification::new(
+                method, params,
+            ))));
     }
 
     /// Whether the sensor called `init` (and so wants trigger notifications).
@@ -94,8 +107,18 @@ pub fn serve(
 ) -> (ConnectionHandle, tokio::task::JoinHandle<()>) {
     let (rd, wr) = conn.into_split();
     let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
-    let handle = ConnectionHandle { outbox: tx.clone(), initialized: Arc::new(AtomicBool::new(false)) };
-    let reader = Reader { ctx: ctx.clone(), deps: deps.clone(), status, outbox: tx, last_write: Ticket(0), handle: handle.clone() };
+    let handle = ConnectionHandle {
+        outbox: tx.clone(),
+        initialized: Arc::new(AtomicBool::new(false)),
+    };
+    let reader = Reader {
+        ctx: ctx.clone(),
+        deps: deps.clone(),
+        status,
+        outbox: tx,
+        last_write: Ticket(0),
+        handle: handle.clone(),
+    };
     let writer = tokio::spawn(write_loop(wr, rx, deps.clone(), ctx.sensor_ref.clone()));
     let join = tokio::spawn(async move {
         reader.run(rd, deps.max_frame_bytes).await;
@@ -136,9 +159,13 @@ impl Reader {
             match frame {
                 Frame::TooLarge { len } => {
                     tracing::warn!(sensor = %self.ctx.sensor_ref, "rejected a {len}-byte frame (limit {max_frame} bytes)");
-                    let err = RpcError::new(codes::FRAME_TOO_LARGE, format!("frame of {len} bytes exceeds the limit of {max_frame} bytes"))
-                        .with_data(json!({"limit": max_frame, "size": len}));
-                    self.send(Outbound::Frame(Response::err(Value::Null, err).to_frame())).await;
+                    let err = RpcError::new(
+                        codes::FRAME_TOO_LARGE,
+                        format!("frame of {len} bytes exceeds the limit of {max_frame} bytes"),
+                    )
+                    .with_data(json!({"limit": max_frame, "size": len}));
+                    self.send(Outbound::Frame(Response::err(Value::Null, err).to_frame()))
+                        .await;
                 }
                 Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {}
                 Frame::Line(line) => match Incoming::parse(&line) {
@@ -149,7 +176,12 @@ impl Reader {
                     Ok(Incoming::Request(req)) => {
                         let result = self.handle(&req.method, req.params).await;
                         let ticket = self.last_write;
-                        self.send(Outbound::Reply { ticket, id: req.id, result }).await;
+                        self.send(Outbound::Reply {
+                            ticket,
+                            id: req.id,
+                            result,
+                        })
+                        .await;
                     }
                     Ok(Incoming::Notification(n)) => {
                         // Errors of notifications are only logged (in handle).
@@ -184,10 +216,15 @@ impl Reader {
                 Ok(Value::Bool(true))
             }
             "kv.get" | "kv.set" | "kv.delete" | "kv.list" => self.kv(method, params).await,
-            "user.info" => Ok(json!({"username": "stanley", "rbac": {"enabled": false, "is_admin": true, "roles": ["admin"]}})),
+            "user.info" => Ok(
+                json!({"username": "stanley", "rbac": {"enabled": false, "is_admin": true, "roles": ["admin"]}}),
+            ),
             other => {
                 tracing::warn!(sensor = %self.ctx.sensor_ref, "unknown method '{other}'");
-                Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("method '{other}' not found")))
+                Err(RpcError::new(
+                    codes::METHOD_NOT_FOUND,
+                    format!("method '{other}' not found"),
+                ))
             }
         }
     }
@@ -211,7 +248,9 @@ impl Reader {
             }
             Err(err) => {
                 if err.code == codes::VALIDATION_FAILED {
-                    self.status.validation_failures.fetch_add(1, Ordering::Relaxed);
+                    self.status
+                        .validation_failures
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 tracing::warn!(sensor, trigger = %trigger, code = err.code, "dispatch rejected: {}", err.message);
                 Err(err)
@@ -232,12 +271,20 @@ impl Reader {
                 ))
             }
         };
-        let local = |name: &str| if p.local { format!("{sensor}:{name}") } else { name.to_string() };
+        let local = |name: &str| {
+            if p.local {
+                format!("{sensor}:{name}")
+            } else {
+                name.to_string()
+            }
+        };
         let kv = self.deps.kv.clone();
         let result = match method {
             "kv.get" => {
                 let name = local(&p.required_name(method)?);
-                kv.datastore.get(scope, &name, p.decrypt).map(|v| v.map(|kv| kv.to_api(false)).unwrap_or(Value::Null))
+                kv.datastore
+                    .get(scope, &name, p.decrypt)
+                    .map(|v| v.map(|kv| kv.to_api(false)).unwrap_or(Value::Null))
             }
             "kv.list" => {
                 let prefix = local(p.prefix.as_deref().unwrap_or(""));
@@ -251,7 +298,13 @@ impl Reader {
                 let name = local(&p.required_name(method)?);
                 // A write takes effect only after this sensor's earlier
                 // dispatches are durable: the checkpoint pattern is safe.
-                self.deps.dispatcher.log().commit().wait(self.last_write).await.map_err(storage)?;
+                self.deps
+                    .dispatcher
+                    .log()
+                    .commit()
+                    .wait(self.last_write)
+                    .await
+                    .map_err(storage)?;
                 let written = if method == "kv.set" {
                     let value = match &p.value {
                         Some(Value::String(v)) => v.clone(),
@@ -266,9 +319,11 @@ impl Reader {
                         }
                     };
                     let ttl = p.count("ttl")?.map(|t| t as u64);
-                    kv.set(scope, &name, &value, ttl, p.encrypt).map(|t| (t, Value::Bool(true)))
+                    kv.set(scope, &name, &value, ttl, p.encrypt)
+                        .map(|t| (t, Value::Bool(true)))
                 } else {
-                    kv.delete(scope, &name).map(|(deleted, t)| (t, Value::Bool(deleted)))
+                    kv.delete(scope, &name)
+                        .map(|(deleted, t)| (t, Value::Bool(deleted)))
                 };
                 written.map(|(ticket, v)| {
                     self.last_write = self.last_write.max(ticket);
@@ -304,16 +359,29 @@ impl Reader {
         let sensor = self.ctx.sensor_ref.as_str();
         let message = params.get("message").and_then(Value::as_str).unwrap_or("");
         let logger = params.get("logger").and_then(Value::as_str).unwrap_or("");
-        match params.get("level").and_then(Value::as_str).unwrap_or("info").to_ascii_lowercase().as_str() {
+        match params
+            .get("level")
+            .and_then(Value::as_str)
+            .unwrap_or("info")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "debug" => tracing::debug!(sensor, logger, "{message}"),
             "warning" | "warn" => tracing::warn!(sensor, logger, "{message}"),
-            "error" | "critical" | "fatal" | "exception" => tracing::error!(sensor, logger, "{message}"),
+            "error" | "critical" | "fatal" | "exception" => {
+                tracing::error!(sensor, logger, "{message}")
+            }
             _ => tracing::info!(sensor, logger, "{message}"),
         }
     }
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outbound>, deps: Arc<ServiceDeps>, sensor_ref: String) {
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outbound>,
+    deps: Arc<ServiceDeps>,
+    sensor_ref: String,
+) {
     let commit = deps.dispatcher.log().commit().clone();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
     let mut broken = false;
@@ -375,7 +443,10 @@ impl KvParams {
     fn required_name(&self, method: &str) -> Result<String, RpcError> {
         match &self.name {
             Some(n) => Ok(n.clone()),
-            None => Err(RpcError::new(codes::INVALID_PARAMS, format!("{method}: \"name\" is required"))),
+            None => Err(RpcError::new(
+                codes::INVALID_PARAMS,
+                format!("{method}: \"name\" is required"),
+            )),
         }
     }
 
@@ -405,7 +476,9 @@ fn storage(e: StoreError) -> RpcError {
 /// anything else is storage failing.
 fn datastore_error(e: StoreError) -> RpcError {
     match e {
-        StoreError::Invalid(_) | StoreError::Crypto(_) => RpcError::new(codes::DATASTORE_ERROR, e.to_string()),
+        StoreError::Invalid(_) | StoreError::Crypto(_) => {
+            RpcError::new(codes::DATASTORE_ERROR, e.to_string())
+        }
         other => storage(other),
     }
 }

@@ -34,7 +34,10 @@ impl Default for RestartPolicy {
 impl RestartPolicy {
     /// The delay before restart number `n` (1-based) of a failure streak.
     pub fn delay(&self, n: u32) -> Duration {
-        let factor = self.multiplier.max(1.0).powi(n.saturating_sub(1).min(64) as i32);
+        let factor = self
+            .multiplier
+            .max(1.0)
+            .powi(n.saturating_sub(1).min(64) as i32);
         let secs = (self.initial_delay.as_secs_f64() * factor).min(self.max_delay.as_secs_f64());
         Duration::from_secs_f64(secs.max(0.0))
     }
@@ -86,7 +89,10 @@ impl ContainerSettings {
         self.per_sensor
             .get(sensor_ref)
             .cloned()
-            .unwrap_or_else(|| SensorPolicy { restart: self.restart.clone(), stop_grace: self.stop_grace })
+            .unwrap_or_else(|| SensorPolicy {
+                restart: self.restart.clone(),
+                stop_grace: self.stop_grace,
+            })
     }
 }
 

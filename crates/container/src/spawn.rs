@@ -91,7 +91,13 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
             }
             // Nothing above fd 3 crosses exec.
             let first = (protocol::RPC_FD + 1) as libc::c_uint;
-            if libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+            if libc::syscall(
+                libc::SYS_close_range,
+                first,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
                 for fd in first as i32..4096 {
                     libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                 }
@@ -104,7 +110,12 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
     drop(cmd);
     let pid = child.id().unwrap_or(0);
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(capture(out, spec.sensor_ref.clone(), "stdout", status.clone()));
+        tokio::spawn(capture(
+            out,
+            spec.sensor_ref.clone(),
+            "stdout",
+            status.clone(),
+        ));
     }
     if let Some(err) = child.stderr.take() {
         tokio::spawn(capture(err, spec.sensor_ref.clone(), "stderr", status));
@@ -114,7 +125,12 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
 }
 
 /// Log every line of a child's stream, tagged with the sensor ref.
-async fn capture<R: AsyncRead + Unpin>(stream: R, sensor_ref: String, name: &'static str, status: Arc<SensorStatus>) {
+async fn capture<R: AsyncRead + Unpin>(
+    stream: R,
+    sensor_ref: String,
+    name: &'static str,
+    status: Arc<SensorStatus>,
+) {
     let mut reader = FrameReader::new(BufReader::with_capacity(64 * 1024, stream), MAX_LOG_LINE);
     loop {
         match reader.next_frame().await {

@@ -19,8 +19,8 @@ use crate::internal;
 use crate::kv::{self, KvService};
 use crate::runtime;
 use crate::service::{self, ConnectionHandle, SensorContext, ServiceDeps};
-use crate::spawn::{self, SpawnSpec};
 use crate::settings::{ContainerSettings, SensorPolicy};
+use crate::spawn::{self, SpawnSpec};
 use crate::status::{ExitStatus, SensorState, SensorStatus, StatusSnapshot};
 
 /// Which sensors to run.
@@ -111,11 +111,20 @@ impl Container {
         let catalog = Catalog::load(&store.registry)?;
         let dispatcher = Arc::new(Dispatcher::new(catalog, store.instances.clone()));
         let crypto = match &settings.encryption_key_path {
-            Some(path) => Some(Arc::new(store::CryptoKey::load(path).map_err(store::StoreError::from)?)),
+            Some(path) => Some(Arc::new(
+                store::CryptoKey::load(path).map_err(store::StoreError::from)?,
+            )),
             None => None,
         };
-        let kv = KvService::new(store.datastore.clone().with_crypto(crypto), dispatcher.clone());
-        let deps = Arc::new(ServiceDeps { dispatcher, kv, max_frame_bytes: settings.max_frame_bytes });
+        let kv = KvService::new(
+            store.datastore.clone().with_crypto(crypto),
+            dispatcher.clone(),
+        );
+        let deps = Arc::new(ServiceDeps {
+            dispatcher,
+            kv,
+            max_frame_bytes: settings.max_frame_bytes,
+        });
         let runtime_dir = runtime::install(&settings.data_dir)?;
         let python = runtime::resolve_python(&settings.python_binary).map_err(|e| e.to_string());
         if let Err(e) = &python {
@@ -125,7 +134,10 @@ impl Container {
             settings,
             store,
             deps,
-            launcher: Launcher { python, runtime_dir },
+            launcher: Launcher {
+                python,
+                runtime_dir,
+            },
             selection,
             single_sensor_mode,
             runners: Mutex::new(BTreeMap::new()),
@@ -134,7 +146,12 @@ impl Container {
 
     /// Status snapshots of the supervised sensors, by ref.
     pub async fn statuses(&self) -> BTreeMap<String, StatusSnapshot> {
-        self.runners.lock().await.iter().map(|(r, runner)| (r.clone(), runner.status.snapshot())).collect()
+        self.runners
+            .lock()
+            .await
+            .iter()
+            .map(|(r, runner)| (r.clone(), runner.status.snapshot()))
+            .collect()
     }
 
     /// The dispatcher shared by every sensor.
@@ -155,7 +172,10 @@ impl Container {
     /// Run until `shutdown` resolves (or, in single sensor mode, until the
     /// sensor exits). Returns the process exit code: the child's in
     /// single-sensor mode, else 0.
-    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) -> Result<i32, ContainerError> {
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<i32, ContainerError> {
         let report = self.apply().await?;
         if report.started.is_empty() {
             tracing::warn!("no enabled sensors to run (see `sensorctl sensor list`)");
@@ -164,7 +184,12 @@ impl Container {
         tokio::pin!(shutdown);
         let code = match (&self.selection, self.single_sensor_mode) {
             (Selection::One(sensor_ref), true) => {
-                let done = self.runners.lock().await.get(sensor_ref).map(|r| r.done.clone());
+                let done = self
+                    .runners
+                    .lock()
+                    .await
+                    .get(sensor_ref)
+                    .map(|r| r.done.clone());
                 match done {
                     Some(mut done) => tokio::select! {
                         exit = done.wait_for(|d| d.is_some()) => {
@@ -193,7 +218,9 @@ impl Container {
     /// whose metadata, entry point, pack config or trigger types changed.
     /// Unchanged sensors keep running untouched (same pid).
     pub async fn apply(&self) -> Result<ApplyReport, ContainerError> {
-        self.deps.dispatcher.set_catalog(Catalog::load(&self.store.registry)?);
+        self.deps
+            .dispatcher
+            .set_catalog(Catalog::load(&self.store.registry)?);
         let mut desired = BTreeMap::new();
         for record in self.store.registry.sensors()? {
             if self.selection.wants(&record) {
@@ -203,13 +230,21 @@ impl Container {
         }
         let mut runners = self.runners.lock().await;
         let mut report = ApplyReport::default();
-        let gone: Vec<String> = runners.keys().filter(|r| !desired.contains_key(*r)).cloned().collect();
+        let gone: Vec<String> = runners
+            .keys()
+            .filter(|r| !desired.contains_key(*r))
+            .cloned()
+            .collect();
         let changed: Vec<String> = desired
             .iter()
             .filter(|(r, (_, fp))| runners.get(*r).is_some_and(|run| run.fingerprint != *fp))
             .map(|(r, _)| r.clone())
             .collect();
-        let to_stop: Vec<Runner> = gone.iter().chain(&changed).filter_map(|r| runners.remove(r)).collect();
+        let to_stop: Vec<Runner> = gone
+            .iter()
+            .chain(&changed)
+            .filter_map(|r| runners.remove(r))
+            .collect();
         stop_runners(to_stop).await;
         for r in &gone {
             tracing::info!(sensor = %r, "stopped: no longer enabled or registered");
@@ -232,8 +267,11 @@ impl Container {
 
     /// Restart one sensor now (a fresh process and fresh counters).
     pub async fn restart(&self, sensor_ref: &str) -> Result<(), ContainerError> {
-        let record =
-            self.store.registry.sensor(sensor_ref)?.ok_or_else(|| ContainerError::UnknownSensor(sensor_ref.into()))?;
+        let record = self
+            .store
+            .registry
+            .sensor(sensor_ref)?
+            .ok_or_else(|| ContainerError::UnknownSensor(sensor_ref.into()))?;
         if !self.selection.wants(&record) {
             return Err(ContainerError::NotAssigned(sensor_ref.into()));
         }
@@ -252,15 +290,24 @@ impl Container {
     fn fingerprint(&self, record: &SensorRecord) -> Result<String, ContainerError> {
         let registry = &self.store.registry;
         let config = registry.config(&record.sensor.pack)?.map(|c| c.values);
-        let types: Vec<_> =
-            record.sensor.trigger_types.iter().map(|t| registry.trigger_type(t)).collect::<Result<_, _>>()?;
+        let types: Vec<_> = record
+            .sensor
+            .trigger_types
+            .iter()
+            .map(|t| registry.trigger_type(t))
+            .collect::<Result<_, _>>()?;
         let bytes = serde_json::to_vec(&(&record.sensor, &config, &types)).unwrap_or_default();
         Ok(format!("{:x}", Md5::digest(&bytes)))
     }
 
     fn start(&self, record: &SensorRecord, fingerprint: String) -> Result<Runner, ContainerError> {
         let sensor = &record.sensor;
-        let config = self.store.registry.config(&sensor.pack)?.map(|c| c.values).unwrap_or_else(|| json!({}));
+        let config = self
+            .store
+            .registry
+            .config(&sensor.pack)?
+            .map(|c| c.values)
+            .unwrap_or_else(|| json!({}));
         let ctx = Arc::new(SensorContext {
             sensor_ref: sensor.sensor_ref.clone(),
             pack: sensor.pack.clone(),
@@ -285,7 +332,12 @@ impl Container {
             let exit = task.run(stop_rx).await;
             let _ = done_tx.send(Some(exit));
         });
-        Ok(Runner { status, stop, done, fingerprint })
+        Ok(Runner {
+            status,
+            stop,
+            done,
+            fingerprint,
+        })
     }
 
     /// Stop every sensor (concurrently: shutdown takes one grace period).
@@ -374,7 +426,11 @@ impl SensorTask {
             }
             let delay = policy.delay(streak);
             self.status.set_state(SensorState::Backoff);
-            tracing::warn!(sensor, "sensor exited with {exit:?}; restarting in {:.1}s (attempt {streak})", delay.as_secs_f64());
+            tracing::warn!(
+                sensor,
+                "sensor exited with {exit:?}; restarting in {:.1}s (attempt {streak})",
+                delay.as_secs_f64()
+            );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stopped(&mut stop) => {
@@ -407,8 +463,18 @@ impl SensorTask {
         let pid = spawned.pid;
         self.status.started(pid);
         tracing::info!(sensor, pid, "spawned: {}", spec.command_line());
-        internal::process_spawn(&self.deps.dispatcher, &self.ctx.class_name, pid, &spec.command_line());
-        let (handle, conn) = service::serve(spawned.conn, self.ctx.clone(), self.deps.clone(), self.status.clone());
+        internal::process_spawn(
+            &self.deps.dispatcher,
+            &self.ctx.class_name,
+            pid,
+            &spec.command_line(),
+        );
+        let (handle, conn) = service::serve(
+            spawned.conn,
+            self.ctx.clone(),
+            self.deps.clone(),
+            self.status.clone(),
+        );
         let waited = tokio::select! {
             r = spawned.child.wait() => r,
             _ = stopped(stop) => self.stop_child(&mut spawned.child, pid, &handle).await,
@@ -417,7 +483,10 @@ impl SensorTask {
         spawn::signal_group(pid, libc::SIGKILL);
         drop(handle);
         // Finish reading what the sensor wrote before it exited.
-        if tokio::time::timeout(Duration::from_secs(5), conn).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), conn)
+            .await
+            .is_err()
+        {
             tracing::warn!(sensor, "connection did not drain within 5s after exit");
         }
         let exit = match waited {
@@ -448,13 +517,22 @@ impl SensorTask {
         handle: &ConnectionHandle,
     ) -> std::io::Result<std::process::ExitStatus> {
         let sensor = self.ctx.sensor_ref.as_str();
-        tracing::info!(sensor, pid, "stopping (grace {:.1}s)", self.policy.stop_grace.as_secs_f64());
+        tracing::info!(
+            sensor,
+            pid,
+            "stopping (grace {:.1}s)",
+            self.policy.stop_grace.as_secs_f64()
+        );
         handle.notify_now("shutdown", json!({"reason": "container stopping"}));
         spawn::signal_group(pid, libc::SIGTERM);
         match tokio::time::timeout(self.policy.stop_grace, child.wait()).await {
             Ok(r) => r,
             Err(_) => {
-                tracing::warn!(sensor, pid, "did not exit within the grace period; sending SIGKILL to its process group");
+                tracing::warn!(
+                    sensor,
+                    pid,
+                    "did not exit within the grace period; sending SIGKILL to its process group"
+                );
                 spawn::signal_group(pid, libc::SIGKILL);
                 child.wait().await
             }

@@ -25,7 +25,11 @@ pub struct FrameReader<R> {
 impl<R: AsyncBufRead + Unpin> FrameReader<R> {
     /// Wrap a buffered reader; frames longer than `max` bytes are discarded.
     pub fn new(inner: R, max: usize) -> Self {
-        FrameReader { inner, max, buf: Vec::new() }
+        FrameReader {
+            inner,
+            max,
+            buf: Vec::new(),
+        }
     }
 
     /// The next frame, or `None` at end of stream. A final line without a
@@ -110,7 +114,10 @@ mod tests {
         let mut input = vec![b'x'; 50];
         input.extend_from_slice(b"\nok\n");
         let out = frames(&input, 10).await;
-        assert_eq!(out, vec![Frame::TooLarge { len: 50 }, Frame::Line(b"ok".to_vec())]);
+        assert_eq!(
+            out,
+            vec![Frame::TooLarge { len: 50 }, Frame::Line(b"ok".to_vec())]
+        );
     }
 
     #[tokio::test]

@@ -27,7 +27,11 @@ pub struct Notification {
 impl Notification {
     /// A notification with the given method and params.
     pub fn new(method: impl Into<String>, params: Value) -> Self {
-        Notification { jsonrpc: "2.0".into(), method: method.into(), params }
+        Notification {
+            jsonrpc: "2.0".into(),
+            method: method.into(),
+            params,
+        }
     }
 }
 
@@ -43,7 +47,11 @@ pub struct RpcError {
 impl RpcError {
     /// An error with no `data`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError { code, message: message.into(), data: None }
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 
     /// Attach structured `data`.
@@ -74,12 +82,22 @@ pub struct Response {
 impl Response {
     /// A successful response.
     pub fn ok(id: Value, result: Value) -> Self {
-        Response { jsonrpc: "2.0".into(), id, result: Some(result), error: None }
+        Response {
+            jsonrpc: "2.0".into(),
+            id,
+            result: Some(result),
+            error: None,
+        }
     }
 
     /// A failed response.
     pub fn err(id: Value, error: RpcError) -> Self {
-        Response { jsonrpc: "2.0".into(), id, result: None, error: Some(error) }
+        Response {
+            jsonrpc: "2.0".into(),
+            id,
+            result: None,
+            error: Some(error),
+        }
     }
 
     /// Serialize as one frame, newline included.
@@ -106,12 +124,18 @@ pub enum Incoming {
     Response(Response),
 }
 
+// The error is the reply to send: boxing it would only add an allocation
+// on a path that already allocates the reply.
+#[allow(clippy::result_large_err)]
 impl Incoming {
     /// Parse one frame (without its newline). The error is the response to
     /// send back (with `id: null`, or the request's id when it was readable).
     pub fn parse(line: &[u8]) -> Result<Incoming, Response> {
         let value: Value = serde_json::from_slice(line).map_err(|e| {
-            Response::err(Value::Null, RpcError::new(codes::PARSE_ERROR, format!("parse error: {e}")))
+            Response::err(
+                Value::Null,
+                RpcError::new(codes::PARSE_ERROR, format!("parse error: {e}")),
+            )
         })?;
         Self::from_value(value)
     }
@@ -119,14 +143,23 @@ impl Incoming {
     /// Classify an already parsed JSON value.
     pub fn from_value(value: Value) -> Result<Incoming, Response> {
         let invalid = |id: Value, why: &str| {
-            Response::err(id, RpcError::new(codes::INVALID_REQUEST, format!("invalid request: {why}")))
+            Response::err(
+                id,
+                RpcError::new(codes::INVALID_REQUEST, format!("invalid request: {why}")),
+            )
         };
         let Value::Object(obj) = &value else {
-            return Err(invalid(Value::Null, "expected a JSON object (batches are not supported)"));
+            return Err(invalid(
+                Value::Null,
+                "expected a JSON object (batches are not supported)",
+            ));
         };
         let id = obj.get("id").cloned();
         if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-            return Err(invalid(id.unwrap_or(Value::Null), "\"jsonrpc\" must be \"2.0\""));
+            return Err(invalid(
+                id.unwrap_or(Value::Null),
+                "\"jsonrpc\" must be \"2.0\"",
+            ));
         }
         if let Some(id) = &id {
             if !(id.is_string() || id.is_number() || id.is_null()) {
@@ -135,15 +168,23 @@ impl Incoming {
         }
         if obj.contains_key("method") {
             if !obj.get("method").is_some_and(Value::is_string) {
-                return Err(invalid(id.unwrap_or(Value::Null), "\"method\" must be a string"));
+                return Err(invalid(
+                    id.unwrap_or(Value::Null),
+                    "\"method\" must be a string",
+                ));
             }
             if let Some(p) = obj.get("params") {
                 if !(p.is_object() || p.is_array() || p.is_null()) {
-                    return Err(invalid(id.unwrap_or(Value::Null), "\"params\" must be an object or an array"));
+                    return Err(invalid(
+                        id.unwrap_or(Value::Null),
+                        "\"params\" must be an object or an array",
+                    ));
                 }
             }
             return if id.is_some() {
-                serde_json::from_value(value).map(Incoming::Request).map_err(|e| invalid(Value::Null, &e.to_string()))
+                serde_json::from_value(value)
+                    .map(Incoming::Request)
+                    .map_err(|e| invalid(Value::Null, &e.to_string()))
             } else {
                 serde_json::from_value(value)
                     .map(Incoming::Notification)
@@ -155,7 +196,10 @@ impl Incoming {
                 .map(Incoming::Response)
                 .map_err(|e| invalid(Value::Null, &e.to_string()));
         }
-        Err(invalid(id.unwrap_or(Value::Null), "no \"method\", \"result\" or \"error\""))
+        Err(invalid(
+            id.unwrap_or(Value::Null),
+            "no \"method\", \"result\" or \"error\"",
+        ))
     }
 }
 
@@ -166,7 +210,9 @@ mod tests {
 
     #[test]
     fn classifies_messages() {
-        let r = Incoming::parse(br#"{"jsonrpc":"2.0","id":1,"method":"dispatch","params":{"a":1}}"#).unwrap();
+        let r =
+            Incoming::parse(br#"{"jsonrpc":"2.0","id":1,"method":"dispatch","params":{"a":1}}"#)
+                .unwrap();
         assert!(matches!(r, Incoming::Request(Request { ref method, .. }) if method == "dispatch"));
         let n = Incoming::parse(br#"{"jsonrpc":"2.0","method":"ready"}"#).unwrap();
         assert!(matches!(n, Incoming::Notification(_)));
@@ -176,12 +222,23 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_codes() {
-        assert_eq!(Incoming::parse(b"not json").unwrap_err().error.unwrap().code, codes::PARSE_ERROR);
-        assert_eq!(Incoming::parse(b"[1,2]").unwrap_err().error.unwrap().code, codes::INVALID_REQUEST);
+        assert_eq!(
+            Incoming::parse(b"not json")
+                .unwrap_err()
+                .error
+                .unwrap()
+                .code,
+            codes::PARSE_ERROR
+        );
+        assert_eq!(
+            Incoming::parse(b"[1,2]").unwrap_err().error.unwrap().code,
+            codes::INVALID_REQUEST
+        );
         let e = Incoming::parse(br#"{"jsonrpc":"1.0","id":7,"method":"x"}"#).unwrap_err();
         assert_eq!(e.id, json!(7));
         assert_eq!(e.error.unwrap().code, codes::INVALID_REQUEST);
-        let e = Incoming::parse(br#"{"jsonrpc":"2.0","id":7,"method":"x","params":3}"#).unwrap_err();
+        let e =
+            Incoming::parse(br#"{"jsonrpc":"2.0","id":7,"method":"x","params":3}"#).unwrap_err();
         assert_eq!(e.error.unwrap().code, codes::INVALID_REQUEST);
     }
 

@@ -70,9 +70,14 @@ impl GroupCommit {
             .spawn(move || flusher(worker, db))
             .ok();
         if thread.is_none() {
-            tracing::error!("could not start the group-commit thread; writes will never be acknowledged");
+            tracing::error!(
+                "could not start the group-commit thread; writes will never be acknowledged"
+            );
         }
-        GroupCommit { shared, thread: Mutex::new(thread) }
+        GroupCommit {
+            shared,
+            thread: Mutex::new(thread),
+        }
     }
 
     /// Number a write that has just been inserted and ask for a flush.
@@ -150,7 +155,11 @@ fn check(d: &Durability, ticket: Ticket) -> Result<(), StoreError> {
     if d.durable >= ticket.0 {
         Ok(())
     } else {
-        Err(StoreError::NotDurable(d.last_error.clone().unwrap_or_else(|| "flush failed".into())))
+        Err(StoreError::NotDurable(
+            d.last_error
+                .clone()
+                .unwrap_or_else(|| "flush failed".into()),
+        ))
     }
 }
 

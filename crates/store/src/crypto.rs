@@ -52,12 +52,19 @@ impl CryptoKey {
     /// Create a new random key file at `path` (mode 0600). Refuses to
     /// overwrite an existing file: that would make every secret unreadable.
     pub fn generate(path: &Path) -> Result<CryptoKey, CryptoError> {
-        let err = |reason: String| CryptoError::KeyFile { path: path.to_path_buf(), reason };
+        let err = |reason: String| CryptoError::KeyFile {
+            path: path.to_path_buf(),
+            reason,
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
         }
         let key = Aes256Gcm::generate_key(OsRng);
-        let body = KeyFile { aes_key_string: hex::encode_upper(key), mode: "GCM".into(), size: 256 };
+        let body = KeyFile {
+            aes_key_string: hex::encode_upper(key),
+            mode: "GCM".into(),
+            size: 256,
+        };
         let json = serde_json::to_vec_pretty(&body).map_err(|e| err(e.to_string()))?;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -65,33 +72,59 @@ impl CryptoKey {
             .mode(0o600)
             .open(path)
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => err("already exists; refusing to overwrite it".into()),
+                std::io::ErrorKind::AlreadyExists => {
+                    err("already exists; refusing to overwrite it".into())
+                }
                 _ => err(e.to_string()),
             })?;
-        file.write_all(&json).and_then(|_| file.sync_all()).map_err(|e| err(e.to_string()))?;
-        Ok(CryptoKey { cipher: Aes256Gcm::new(&key), path: path.to_path_buf() })
+        file.write_all(&json)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| err(e.to_string()))?;
+        Ok(CryptoKey {
+            cipher: Aes256Gcm::new(&key),
+            path: path.to_path_buf(),
+        })
     }
 
     /// Load a key file.
     pub fn load(path: &Path) -> Result<CryptoKey, CryptoError> {
-        let err = |reason: String| CryptoError::KeyFile { path: path.to_path_buf(), reason };
+        let err = |reason: String| CryptoError::KeyFile {
+            path: path.to_path_buf(),
+            reason,
+        };
         let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
         if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!("encryption key file {} is readable by others (mode {:o}); chmod 600 it", path.display(), meta.permissions().mode() & 0o777);
+            tracing::warn!(
+                "encryption key file {} is readable by others (mode {:o}); chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
         }
         let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-        let parsed: KeyFile = serde_json::from_slice(&text)
-            .map_err(|e| err(format!("not a key file ({e}); expected JSON with \"aesKeyString\"")))?;
+        let parsed: KeyFile = serde_json::from_slice(&text).map_err(|e| {
+            err(format!(
+                "not a key file ({e}); expected JSON with \"aesKeyString\""
+            ))
+        })?;
         if parsed.mode != "GCM" || parsed.size != 256 {
-            return Err(err(format!("unsupported key: mode {} size {} (expected GCM 256)", parsed.mode, parsed.size)));
+            return Err(err(format!(
+                "unsupported key: mode {} size {} (expected GCM 256)",
+                parsed.mode, parsed.size
+            )));
         }
         let bytes = hex::decode(parsed.aes_key_string.trim())
             .map_err(|e| err(format!("\"aesKeyString\" is not hex: {e}")))?;
         if bytes.len() != 32 {
-            return Err(err(format!("\"aesKeyString\" holds {} bytes, expected 32", bytes.len())));
+            return Err(err(format!(
+                "\"aesKeyString\" holds {} bytes, expected 32",
+                bytes.len()
+            )));
         }
         let key = Key::<Aes256Gcm>::from_slice(&bytes);
-        Ok(CryptoKey { cipher: Aes256Gcm::new(key), path: path.to_path_buf() })
+        Ok(CryptoKey {
+            cipher: Aes256Gcm::new(key),
+            path: path.to_path_buf(),
+        })
     }
 
     /// Where the key came from.
@@ -105,7 +138,13 @@ impl CryptoKey {
         // Encryption only fails for inputs beyond GCM's size limit (64 GiB).
         let ct = self
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: aad.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: aad.as_bytes(),
+                },
+            )
             .unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
@@ -114,7 +153,9 @@ impl CryptoKey {
 
     /// Decrypt a ciphertext made by [`CryptoKey::encrypt`] with the same `aad`.
     pub fn decrypt(&self, aad: &str, ciphertext: &str, name: &str) -> Result<String, CryptoError> {
-        let fail = || CryptoError::Decrypt { name: name.to_string() };
+        let fail = || CryptoError::Decrypt {
+            name: name.to_string(),
+        };
         let bytes = hex::decode(ciphertext).map_err(|_| fail())?;
         if bytes.len() < NONCE_LEN + 16 {
             return Err(fail());
@@ -122,7 +163,13 @@ impl CryptoKey {
         let (nonce, ct) = bytes.split_at(NONCE_LEN);
         let plain = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| fail())?;
         String::from_utf8(plain).map_err(|_| fail())
     }
@@ -137,7 +184,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.json");
         let key = CryptoKey::generate(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let ct = key.encrypt("system:a", "s3cret");
         assert!(!ct.contains("s3cret"));
         assert_eq!(key.decrypt("system:a", &ct, "a").unwrap(), "s3cret");
@@ -148,7 +198,10 @@ mod tests {
         assert_eq!(again.decrypt("system:a", &ct, "a").unwrap(), "s3cret");
         // Wrong key.
         let other = CryptoKey::generate(&dir.path().join("other.json")).unwrap();
-        assert!(matches!(other.decrypt("system:a", &ct, "a"), Err(CryptoError::Decrypt { .. })));
+        assert!(matches!(
+            other.decrypt("system:a", &ct, "a"),
+            Err(CryptoError::Decrypt { .. })
+        ));
         // Corrupted ciphertext.
         let mut bad = ct.clone();
         bad.replace_range(30..32, if &ct[30..32] == "00" { "11" } else { "00" });

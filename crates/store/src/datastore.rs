@@ -48,7 +48,9 @@ impl Scope {
         match s {
             "system" | "st2kv.system" => Ok(Scope::System),
             "user" | "st2kv.user" => Ok(Scope::User),
-            other => Err(StoreError::Invalid(format!("unknown scope '{other}' (expected \"system\" or \"user\")"))),
+            other => Err(StoreError::Invalid(format!(
+                "unknown scope '{other}' (expected \"system\" or \"user\")"
+            ))),
         }
     }
 
@@ -84,7 +86,8 @@ impl KeyValue {
     pub fn expire_timestamp(&self) -> Option<String> {
         let at = self.expire_at_ms?;
         let t = time::OffsetDateTime::from_unix_timestamp_nanos(at as i128 * 1_000_000).ok()?;
-        t.format(&time::format_description::well_known::Rfc3339).ok()
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
     }
 
     /// The API/event shape (StackStorm's KeyValuePairAPI fields). With
@@ -122,7 +125,10 @@ pub struct Datastore {
 
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn tree_key(scope: Scope, name: &str) -> String {
@@ -162,7 +168,12 @@ fn tx_err(e: TransactionError<()>) -> StoreError {
 
 impl Datastore {
     pub(crate) fn open(db: &sled::Db, commit: Arc<GroupCommit>) -> Result<Datastore, StoreError> {
-        Ok(Datastore { kv: db.open_tree(KV_TREE)?, expiry: db.open_tree(EXPIRY_TREE)?, commit, crypto: None })
+        Ok(Datastore {
+            kv: db.open_tree(KV_TREE)?,
+            expiry: db.open_tree(EXPIRY_TREE)?,
+            commit,
+            crypto: None,
+        })
     }
 
     /// Use this key for `encrypt`/`decrypt`.
@@ -181,13 +192,17 @@ impl Datastore {
     }
 
     fn crypto(&self) -> Result<&CryptoKey, StoreError> {
-        self.crypto.as_deref().ok_or(StoreError::Crypto(CryptoError::NoKey))
+        self.crypto
+            .as_deref()
+            .ok_or(StoreError::Crypto(CryptoError::NoKey))
     }
 
     /// Decrypt a secret's value in place.
     pub fn decrypt(&self, kv: &mut KeyValue) -> Result<(), StoreError> {
         if kv.secret {
-            let plain = self.crypto()?.decrypt(&Self::aad(kv.scope, &kv.name), &kv.value, &kv.name)?;
+            let plain =
+                self.crypto()?
+                    .decrypt(&Self::aad(kv.scope, &kv.name), &kv.value, &kv.name)?;
             kv.value = plain;
         }
         Ok(())
@@ -212,7 +227,14 @@ impl Datastore {
     /// Set a key. `ttl` in seconds applies when it is non-zero; setting
     /// again without one clears the expiry. With `encrypt`, only the
     /// ciphertext is stored.
-    pub fn set(&self, scope: Scope, name: &str, value: &str, ttl: Option<u64>, encrypt: bool) -> Result<Written, StoreError> {
+    pub fn set(
+        &self,
+        scope: Scope,
+        name: &str,
+        value: &str,
+        ttl: Option<u64>,
+        encrypt: bool,
+    ) -> Result<Written, StoreError> {
         check_name(name)?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(StoreError::Invalid(format!(
@@ -220,13 +242,22 @@ impl Datastore {
                 value.len()
             )));
         }
-        let stored = if encrypt { self.crypto()?.encrypt(&Self::aad(scope, name), value) } else { value.to_string() };
-        let now = now_ms();
-        let expire_at_ms = match ttl.filter(|t| *t > 0) {
-            Some(t) => Some(now.saturating_add(t.saturating_mul(1000))),
-            None => None,
+        let stored = if encrypt {
+            self.crypto()?.encrypt(&Self::aad(scope, name), value)
+        } else {
+            value.to_string()
         };
-        let after = KeyValue { name: name.to_string(), scope, value: stored, secret: encrypt, expire_at_ms };
+        let now = now_ms();
+        let expire_at_ms = ttl
+            .filter(|t| *t > 0)
+            .map(|t| now.saturating_add(t.saturating_mul(1000)));
+        let after = KeyValue {
+            name: name.to_string(),
+            scope,
+            value: stored,
+            secret: encrypt,
+            expire_at_ms,
+        };
         self.put(after, now)
     }
 
@@ -239,34 +270,47 @@ impl Datastore {
     fn put(&self, after: KeyValue, now: u64) -> Result<Written, StoreError> {
         let key = tree_key(after.scope, &after.name);
         let bytes = encode(&after);
-        let old: TxResult<Option<sled::IVec>> = (&self.kv, &self.expiry).transaction(|(kv, exp)| {
-            let old = kv.insert(key.as_bytes(), bytes.as_slice())?;
-            if let Some(old) = &old {
-                if let Ok(prev) = serde_json::from_slice::<KeyValue>(old) {
-                    if let Some(at) = prev.expire_at_ms {
-                        exp.remove(expiry_key(at, &key))?;
+        let old: TxResult<Option<sled::IVec>> =
+            (&self.kv, &self.expiry).transaction(|(kv, exp)| {
+                let old = kv.insert(key.as_bytes(), bytes.as_slice())?;
+                if let Some(old) = &old {
+                    if let Ok(prev) = serde_json::from_slice::<KeyValue>(old) {
+                        if let Some(at) = prev.expire_at_ms {
+                            exp.remove(expiry_key(at, &key))?;
+                        }
                     }
                 }
-            }
-            if let Some(at) = after.expire_at_ms {
-                exp.insert(expiry_key(at, &key), &[])?;
-            }
-            Ok::<_, ConflictableTransactionError<()>>(old)
-        });
+                if let Some(at) = after.expire_at_ms {
+                    exp.insert(expiry_key(at, &key), &[])?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(old)
+            });
         let old = old.map_err(tx_err)?;
         let ticket = self.commit.ticket();
         let before = match old {
-            Some(bytes) => Some(decode::<KeyValue>(KV_TREE, key.as_bytes(), &bytes)?).filter(|kv| !kv.expired_at(now)),
+            Some(bytes) => Some(decode::<KeyValue>(KV_TREE, key.as_bytes(), &bytes)?)
+                .filter(|kv| !kv.expired_at(now)),
             None => None,
         };
-        Ok(Written { before, after, ticket })
+        Ok(Written {
+            before,
+            after,
+            ticket,
+        })
     }
 
     /// Get a live key; with `decrypt`, a secret's plaintext.
-    pub fn get(&self, scope: Scope, name: &str, decrypt: bool) -> Result<Option<KeyValue>, StoreError> {
+    pub fn get(
+        &self,
+        scope: Scope,
+        name: &str,
+        decrypt: bool,
+    ) -> Result<Option<KeyValue>, StoreError> {
         check_name(name)?;
         let key = tree_key(scope, name);
-        let Some(bytes) = self.kv.get(key.as_bytes())? else { return Ok(None) };
+        let Some(bytes) = self.kv.get(key.as_bytes())? else {
+            return Ok(None);
+        };
         let mut kv: KeyValue = decode(KV_TREE, key.as_bytes(), &bytes)?;
         if kv.expired_at(now_ms()) {
             return Ok(None);
@@ -279,7 +323,11 @@ impl Datastore {
 
     /// Delete a key. Returns the live value deleted (`None` if there was
     /// none or it had already expired) and the durability ticket.
-    pub fn delete(&self, scope: Scope, name: &str) -> Result<(Option<KeyValue>, Ticket), StoreError> {
+    pub fn delete(
+        &self,
+        scope: Scope,
+        name: &str,
+    ) -> Result<(Option<KeyValue>, Ticket), StoreError> {
         check_name(name)?;
         let key = tree_key(scope, name);
         let removed = self.remove(&key)?;
@@ -289,19 +337,22 @@ impl Datastore {
 
     /// Remove `key` from both trees.
     fn remove(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let removed: TxResult<Option<KeyValue>> = (&self.kv, &self.expiry).transaction(|(kv, exp)| {
-            let Some(bytes) = kv.get(key.as_bytes())? else { return Ok(None) };
-            let Ok(record) = serde_json::from_slice::<KeyValue>(&bytes) else {
-                // Unreadable record: remove it rather than keep garbage.
+        let removed: TxResult<Option<KeyValue>> =
+            (&self.kv, &self.expiry).transaction(|(kv, exp)| {
+                let Some(bytes) = kv.get(key.as_bytes())? else {
+                    return Ok(None);
+                };
+                let Ok(record) = serde_json::from_slice::<KeyValue>(&bytes) else {
+                    // Unreadable record: remove it rather than keep garbage.
+                    kv.remove(key.as_bytes())?;
+                    return Ok(None);
+                };
                 kv.remove(key.as_bytes())?;
-                return Ok(None);
-            };
-            kv.remove(key.as_bytes())?;
-            if let Some(at) = record.expire_at_ms {
-                exp.remove(expiry_key(at, key))?;
-            }
-            Ok::<_, ConflictableTransactionError<()>>(Some(record))
-        });
+                if let Some(at) = record.expire_at_ms {
+                    exp.remove(expiry_key(at, key))?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(Some(record))
+            });
         removed.map_err(tx_err)
     }
 
@@ -341,15 +392,22 @@ impl Datastore {
     /// Delete every key expired at `now_ms`; returns them (for delete
     /// events) and a ticket covering the deletions.
     pub fn sweep(&self, now_ms: u64) -> Result<(Vec<KeyValue>, Ticket), StoreError> {
-        let due: Vec<sled::IVec> =
-            self.expiry.range(..expiry_key(now_ms.saturating_add(1), "")).keys().collect::<Result<_, _>>()?;
+        let due: Vec<sled::IVec> = self
+            .expiry
+            .range(..expiry_key(now_ms.saturating_add(1), ""))
+            .keys()
+            .collect::<Result<_, _>>()?;
         let mut removed = Vec::new();
         for index_key in due {
             if let Some(kv) = self.sweep_one(&index_key)? {
                 removed.push(kv);
             }
         }
-        let ticket = if removed.is_empty() { Ticket(0) } else { self.commit.ticket() };
+        let ticket = if removed.is_empty() {
+            Ticket(0)
+        } else {
+            self.commit.ticket()
+        };
         Ok((removed, ticket))
     }
 
@@ -362,28 +420,34 @@ impl Datastore {
             return Ok(None);
         };
         let at = u64::from_be_bytes(at_bytes.try_into().unwrap_or([0; 8]));
-        let result: TxResult<Option<KeyValue>> = (&self.kv, &self.expiry).transaction(|(kv, exp)| {
-            exp.remove(index_key)?;
-            let Some(bytes) = kv.get(key)? else { return Ok(None) };
-            match serde_json::from_slice::<KeyValue>(&bytes) {
-                Ok(record) if record.expire_at_ms == Some(at) => {
-                    kv.remove(key)?;
-                    Ok::<_, ConflictableTransactionError<()>>(Some(record))
+        let result: TxResult<Option<KeyValue>> =
+            (&self.kv, &self.expiry).transaction(|(kv, exp)| {
+                exp.remove(index_key)?;
+                let Some(bytes) = kv.get(key)? else {
+                    return Ok(None);
+                };
+                match serde_json::from_slice::<KeyValue>(&bytes) {
+                    Ok(record) if record.expire_at_ms == Some(at) => {
+                        kv.remove(key)?;
+                        Ok::<_, ConflictableTransactionError<()>>(Some(record))
+                    }
+                    // Set again with another expiry (its own index entry stays).
+                    Ok(_) => Ok(None),
+                    Err(_) => {
+                        kv.remove(key)?;
+                        Ok(None)
+                    }
                 }
-                // Set again with another expiry (its own index entry stays).
-                Ok(_) => Ok(None),
-                Err(_) => {
-                    kv.remove(key)?;
-                    Ok(None)
-                }
-            }
-        });
+            });
         result.map_err(tx_err)
     }
 
     /// When the next key expires, if any does.
     pub fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self.expiry.first()?.and_then(|(k, _)| k.get(..8).map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))))
+        Ok(self.expiry.first()?.and_then(|(k, _)| {
+            k.get(..8)
+                .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+        }))
     }
 }
 
@@ -402,17 +466,39 @@ mod tests {
     fn set_get_delete_list() {
         let (_d, s) = store();
         let ds = &s.datastore;
-        let w = ds.set(Scope::System, "p.S:count", "1", None, false).unwrap();
+        let w = ds
+            .set(Scope::System, "p.S:count", "1", None, false)
+            .unwrap();
         assert!(w.before.is_none());
-        let w = ds.set(Scope::System, "p.S:count", "2", None, false).unwrap();
+        let w = ds
+            .set(Scope::System, "p.S:count", "2", None, false)
+            .unwrap();
         assert_eq!(w.before.unwrap().value, "1");
-        assert_eq!(ds.get(Scope::System, "p.S:count", false).unwrap().unwrap().value, "2");
-        assert!(ds.get(Scope::User, "p.S:count", false).unwrap().is_none(), "scopes are separate");
-        ds.set(Scope::System, "p.S:other", "x", None, false).unwrap();
+        assert_eq!(
+            ds.get(Scope::System, "p.S:count", false)
+                .unwrap()
+                .unwrap()
+                .value,
+            "2"
+        );
+        assert!(
+            ds.get(Scope::User, "p.S:count", false).unwrap().is_none(),
+            "scopes are separate"
+        );
+        ds.set(Scope::System, "p.S:other", "x", None, false)
+            .unwrap();
         ds.set(Scope::System, "q.T:z", "y", None, false).unwrap();
-        let names: Vec<_> = ds.list(Scope::System, "p.S:", 0, None, false).unwrap().into_iter().map(|k| k.name).collect();
+        let names: Vec<_> = ds
+            .list(Scope::System, "p.S:", 0, None, false)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
         assert_eq!(names, vec!["p.S:count", "p.S:other"]);
-        assert_eq!(ds.list(Scope::System, "", 1, Some(1), false).unwrap()[0].name, "p.S:other");
+        assert_eq!(
+            ds.list(Scope::System, "", 1, Some(1), false).unwrap()[0].name,
+            "p.S:other"
+        );
         let (gone, _) = ds.delete(Scope::System, "p.S:count").unwrap();
         assert_eq!(gone.unwrap().value, "2");
         assert!(ds.delete(Scope::System, "p.S:count").unwrap().0.is_none());
@@ -422,13 +508,25 @@ mod tests {
     fn bad_names_and_values() {
         let (_d, s) = store();
         let ds = &s.datastore;
-        assert!(matches!(ds.set(Scope::System, "", "v", None, false), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            ds.set(Scope::System, "", "v", None, false),
+            Err(StoreError::Invalid(_))
+        ));
         let long = "n".repeat(MAX_NAME_BYTES + 1);
-        assert!(matches!(ds.set(Scope::System, &long, "v", None, false), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            ds.set(Scope::System, &long, "v", None, false),
+            Err(StoreError::Invalid(_))
+        ));
         let big = "v".repeat(MAX_VALUE_BYTES + 1);
-        assert!(matches!(ds.set(Scope::System, "k", &big, None, false), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            ds.set(Scope::System, "k", &big, None, false),
+            Err(StoreError::Invalid(_))
+        ));
         assert!(Scope::parse("tenant").is_err());
-        assert!(ds.get(Scope::System, "k", false).unwrap().is_none(), "nothing written");
+        assert!(
+            ds.get(Scope::System, "k", false).unwrap().is_none(),
+            "nothing written"
+        );
     }
 
     #[test]
@@ -451,11 +549,20 @@ mod tests {
         ds.set(Scope::System, "u", "v", Some(100), false).unwrap();
         let w = ds.set(Scope::System, "u", "v2", None, false).unwrap();
         assert!(w.after.expire_at_ms.is_none());
-        assert_eq!(ds.next_expiry().unwrap(), None, "the old expiry index entry is gone");
+        assert_eq!(
+            ds.next_expiry().unwrap(),
+            None,
+            "the old expiry index entry is gone"
+        );
         let (swept, _) = ds.sweep(u64::MAX - 1).unwrap();
         assert!(swept.is_empty());
         // ttl 0 means no expiry (StackStorm: only a truthy ttl applies).
-        assert!(ds.set(Scope::System, "z", "v", Some(0), false).unwrap().after.expire_at_ms.is_none());
+        assert!(ds
+            .set(Scope::System, "z", "v", Some(0), false)
+            .unwrap()
+            .after
+            .expire_at_ms
+            .is_none());
     }
 
     #[test]
@@ -466,22 +573,34 @@ mod tests {
             no_key.set(Scope::System, "pw", "hunter2", None, true),
             Err(StoreError::Crypto(CryptoError::NoKey))
         ));
-        assert!(no_key.get(Scope::System, "pw", false).unwrap().is_none(), "nothing written");
+        assert!(
+            no_key.get(Scope::System, "pw", false).unwrap().is_none(),
+            "nothing written"
+        );
         let key = Arc::new(CryptoKey::generate(&dir.path().join("key.json")).unwrap());
         let ds = s.datastore.clone().with_crypto(Some(key));
         ds.set(Scope::System, "pw", "hunter2", None, true).unwrap();
         let raw = ds.get(Scope::System, "pw", false).unwrap().unwrap();
         assert!(raw.secret);
         assert_ne!(raw.value, "hunter2");
-        assert_eq!(ds.get(Scope::System, "pw", true).unwrap().unwrap().value, "hunter2");
+        assert_eq!(
+            ds.get(Scope::System, "pw", true).unwrap().unwrap().value,
+            "hunter2"
+        );
         assert_eq!(raw.to_api(true)["value"], MASK);
         let again = ds.set(Scope::System, "pw", "hunter2", None, true).unwrap();
         assert!(ds.same_value(again.before.as_ref().unwrap(), &again.after));
         // Wrong key: a clear error, nothing changes.
         let other = Arc::new(CryptoKey::generate(&dir.path().join("other.json")).unwrap());
         let wrong = s.datastore.clone().with_crypto(Some(other));
-        assert!(matches!(wrong.get(Scope::System, "pw", true), Err(StoreError::Crypto(CryptoError::Decrypt { .. }))));
-        assert_eq!(ds.get(Scope::System, "pw", true).unwrap().unwrap().value, "hunter2");
+        assert!(matches!(
+            wrong.get(Scope::System, "pw", true),
+            Err(StoreError::Crypto(CryptoError::Decrypt { .. }))
+        ));
+        assert_eq!(
+            ds.get(Scope::System, "pw", true).unwrap().unwrap().value,
+            "hunter2"
+        );
     }
 
     #[test]
@@ -493,7 +612,14 @@ mod tests {
                 let ds = ds.clone();
                 std::thread::spawn(move || {
                     for i in 0..200 {
-                        ds.set(Scope::System, &format!("k{t}-{i}"), &i.to_string(), None, false).unwrap();
+                        ds.set(
+                            Scope::System,
+                            &format!("k{t}-{i}"),
+                            &i.to_string(),
+                            None,
+                            false,
+                        )
+                        .unwrap();
                     }
                 })
             })
@@ -501,6 +627,9 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(ds.list(Scope::System, "k", 0, None, false).unwrap().len(), 800);
+        assert_eq!(
+            ds.list(Scope::System, "k", 0, None, false).unwrap().len(),
+            800
+        );
     }
 }

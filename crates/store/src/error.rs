@@ -10,13 +10,20 @@ pub enum StoreError {
     Locked { path: PathBuf },
     /// A filesystem error around the database directory.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// sled reported an error.
     #[error("database error: {0}")]
     Sled(#[from] sled::Error),
     /// A stored record could not be decoded (corruption or an incompatible version).
     #[error("corrupt record in tree '{tree}' at key '{key}': {reason}")]
-    Corrupt { tree: &'static str, key: String, reason: String },
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        reason: String,
+    },
     /// A record was asked for by a key that does not exist.
     #[error("{kind} '{key}' not found")]
     NotFound { kind: &'static str, key: String },
@@ -40,7 +47,9 @@ impl StoreError {
                 if io.kind() == std::io::ErrorKind::WouldBlock
                     || io.to_string().contains("could not acquire lock") =>
             {
-                StoreError::Locked { path: path.to_path_buf() }
+                StoreError::Locked {
+                    path: path.to_path_buf(),
+                }
             }
             _ => StoreError::Sled(e),
         }

@@ -40,7 +40,12 @@ pub struct TriggerInstance {
 
 impl TriggerInstance {
     /// A new pending instance with a fresh UUIDv7 id and the current time.
-    pub fn new(trigger: String, trigger_type: String, payload: Value, sensor: Option<String>) -> Self {
+    pub fn new(
+        trigger: String,
+        trigger_type: String,
+        payload: Value,
+        sensor: Option<String>,
+    ) -> Self {
         let id = Uuid::now_v7();
         TriggerInstance {
             id: id.to_string(),
@@ -59,8 +64,11 @@ impl TriggerInstance {
 /// Current UTC time as RFC 3339 with microsecond precision.
 pub fn now_rfc3339() -> String {
     let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.microsecond() * 1000).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    let now = now
+        .replace_nanosecond(now.microsecond() * 1000)
+        .unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Which instances to list.
@@ -85,13 +93,17 @@ pub struct InstanceLog {
 
 impl InstanceLog {
     pub(crate) fn open(db: &sled::Db, commit: Arc<GroupCommit>) -> Result<InstanceLog, StoreError> {
-        Ok(InstanceLog { tree: db.open_tree(TREE)?, commit })
+        Ok(InstanceLog {
+            tree: db.open_tree(TREE)?,
+            commit,
+        })
     }
 
     /// Insert an instance. It is in the database but not yet durable: wait
     /// on the returned ticket (through [`InstanceLog::commit`]) before acking.
     pub fn append(&self, instance: &TriggerInstance) -> Result<Ticket, StoreError> {
-        let id = Uuid::parse_str(&instance.id).map_err(|e| StoreError::Invalid(format!("bad instance id: {e}")))?;
+        let id = Uuid::parse_str(&instance.id)
+            .map_err(|e| StoreError::Invalid(format!("bad instance id: {e}")))?;
         self.tree.insert(id.as_bytes(), encode(instance))?;
         Ok(self.commit.ticket())
     }
@@ -109,11 +121,15 @@ impl InstanceLog {
 
     /// One instance by id.
     pub fn get(&self, id: &str) -> Result<TriggerInstance, StoreError> {
-        let uuid = Uuid::parse_str(id)
-            .map_err(|_| StoreError::Invalid(format!("'{id}' is not a trigger instance id (a UUID)")))?;
+        let uuid = Uuid::parse_str(id).map_err(|_| {
+            StoreError::Invalid(format!("'{id}' is not a trigger instance id (a UUID)"))
+        })?;
         match self.tree.get(uuid.as_bytes())? {
             Some(bytes) => decode(TREE, id.as_bytes(), &bytes),
-            None => Err(StoreError::NotFound { kind: "trigger instance", key: id.into() }),
+            None => Err(StoreError::NotFound {
+                kind: "trigger instance",
+                key: id.into(),
+            }),
         }
     }
 
@@ -121,8 +137,9 @@ impl InstanceLog {
     pub fn list(&self, filter: &InstanceFilter) -> Result<Vec<TriggerInstance>, StoreError> {
         let since = match &filter.since {
             Some(s) => Some(
-                OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| StoreError::Invalid(format!("--since '{s}' is not an RFC 3339 time: {e}")))?,
+                OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(
+                    |e| StoreError::Invalid(format!("--since '{s}' is not an RFC 3339 time: {e}")),
+                )?,
             ),
             None => None,
         };
@@ -135,17 +152,32 @@ impl InstanceLog {
             let (key, bytes) = item?;
             let inst: TriggerInstance = decode(TREE, &key, &bytes)?;
             if let Some(since) = since {
-                let at = OffsetDateTime::parse(&inst.occurrence_time, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| StoreError::Corrupt { tree: TREE, key: inst.id.clone(), reason: e.to_string() })?;
+                let at = OffsetDateTime::parse(
+                    &inst.occurrence_time,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_err(|e| StoreError::Corrupt {
+                    tree: TREE,
+                    key: inst.id.clone(),
+                    reason: e.to_string(),
+                })?;
                 if at < since {
                     // Keys are time-ordered: everything further is older.
                     break;
                 }
             }
-            if filter.trigger.as_ref().is_some_and(|t| *t != inst.trigger && *t != inst.trigger_type) {
+            if filter
+                .trigger
+                .as_ref()
+                .is_some_and(|t| *t != inst.trigger && *t != inst.trigger_type)
+            {
                 continue;
             }
-            if filter.sensor.as_ref().is_some_and(|s| Some(s) != inst.sensor.as_ref()) {
+            if filter
+                .sensor
+                .as_ref()
+                .is_some_and(|s| Some(s) != inst.sensor.as_ref())
+            {
                 continue;
             }
             out.push(inst);
@@ -177,27 +209,58 @@ mod tests {
         let log = &store.instances;
         for i in 0..5 {
             let sensor = if i % 2 == 0 { "p.A" } else { "p.B" };
-            let inst = TriggerInstance::new("p.t".into(), "p.t".into(), json!({"i": i}), Some(sensor.into()));
+            let inst = TriggerInstance::new(
+                "p.t".into(),
+                "p.t".into(),
+                json!({"i": i}),
+                Some(sensor.into()),
+            );
             log.append_durable(&inst).await.unwrap();
         }
         let all = log.list(&InstanceFilter::default()).unwrap();
         assert_eq!(all.len(), 5);
         assert_eq!(all[0].payload, json!({"i": 4}));
         assert_eq!(all[4].payload, json!({"i": 0}));
-        let b = log.list(&InstanceFilter { sensor: Some("p.B".into()), ..Default::default() }).unwrap();
-        assert_eq!(b.iter().map(|i| i.payload["i"].as_i64().unwrap()).collect::<Vec<_>>(), vec![3, 1]);
-        let lim = log.list(&InstanceFilter { limit: Some(2), ..Default::default() }).unwrap();
+        let b = log
+            .list(&InstanceFilter {
+                sensor: Some("p.B".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            b.iter()
+                .map(|i| i.payload["i"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![3, 1]
+        );
+        let lim = log
+            .list(&InstanceFilter {
+                limit: Some(2),
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(lim.len(), 2);
-        let none = log.list(&InstanceFilter { trigger: Some("p.other".into()), ..Default::default() }).unwrap();
+        let none = log
+            .list(&InstanceFilter {
+                trigger: Some("p.other".into()),
+                ..Default::default()
+            })
+            .unwrap();
         assert!(none.is_empty());
         let got = log.get(&all[2].id).unwrap();
         assert_eq!(got, all[2]);
         assert!(got.trace_tag.starts_with("trigger_instance-"));
         assert!(matches!(log.get("nope"), Err(StoreError::Invalid(_))));
-        let future = log.list(&InstanceFilter { since: Some("2999-01-01T00:00:00Z".into()), ..Default::default() });
+        let future = log.list(&InstanceFilter {
+            since: Some("2999-01-01T00:00:00Z".into()),
+            ..Default::default()
+        });
         assert!(future.unwrap().is_empty());
         assert!(matches!(
-            log.list(&InstanceFilter { since: Some("yesterday".into()), ..Default::default() }),
+            log.list(&InstanceFilter {
+                since: Some("yesterday".into()),
+                ..Default::default()
+            }),
             Err(StoreError::Invalid(_))
         ));
     }

@@ -16,9 +16,9 @@ pub mod crypto;
 pub mod datastore;
 pub mod error;
 pub mod instances;
+mod json;
 pub mod registrar;
 pub mod registry;
-mod json;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,7 +40,9 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { cache_capacity: 64 * 1024 * 1024 }
+        StoreOptions {
+            cache_capacity: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -61,8 +63,10 @@ pub struct Store {
 impl Store {
     /// Open (or create) the database in `<data_dir>/db`.
     pub fn open(data_dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Io { path: data_dir.to_path_buf(), source: e })?;
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io {
+            path: data_dir.to_path_buf(),
+            source: e,
+        })?;
         let path = data_dir.join("db");
         let db = sled::Config::new()
             .path(&path)
@@ -73,7 +77,14 @@ impl Store {
         let commit = Arc::new(GroupCommit::start(db.clone()));
         let instances = InstanceLog::open(&db, commit.clone())?;
         let datastore = Datastore::open(&db, commit.clone())?;
-        Ok(Store { db, path, registry, instances, datastore, commit })
+        Ok(Store {
+            db,
+            path,
+            registry,
+            instances,
+            datastore,
+            commit,
+        })
     }
 
     /// Where the database lives.

@@ -28,7 +28,11 @@ pub struct RegisterWhat {
 impl RegisterWhat {
     /// Everything.
     pub fn all() -> Self {
-        RegisterWhat { sensors: true, triggers: true, configs: true }
+        RegisterWhat {
+            sensors: true,
+            triggers: true,
+            configs: true,
+        }
     }
 }
 
@@ -46,13 +50,25 @@ pub struct RegisterSummary {
 
 /// Register the loaded content. Errors in `report` are the caller's to
 /// judge (fail-fast callers must not call this when there are any).
-pub fn register(registry: &Registry, report: &LoadReport, what: RegisterWhat) -> Result<RegisterSummary, StoreError> {
+pub fn register(
+    registry: &Registry,
+    report: &LoadReport,
+    what: RegisterWhat,
+) -> Result<RegisterSummary, StoreError> {
     let mut change = RegistryChange::default();
     let mut summary = RegisterSummary::default();
 
-    let loaded: BTreeSet<&str> = report.packs.iter().map(|p| p.pack.pack_ref.as_str()).collect();
+    let loaded: BTreeSet<&str> = report
+        .packs
+        .iter()
+        .map(|p| p.pack.pack_ref.as_str())
+        .collect();
     let failed: HashSet<&str> = report.failed_packs.iter().map(String::as_str).collect();
-    let bad_files: HashSet<PathBuf> = report.errors.iter().map(|e| e.file().to_path_buf()).collect();
+    let bad_files: HashSet<PathBuf> = report
+        .errors
+        .iter()
+        .map(|e| e.file().to_path_buf())
+        .collect();
     // A record is stale when its pack is gone (and did not just fail to
     // load) or when its pack loaded without it and its file is not merely broken.
     let stale = |pack: &str, file: &PathBuf| -> bool {
@@ -74,18 +90,28 @@ pub fn register(registry: &Registry, report: &LoadReport, what: RegisterWhat) ->
     }
 
     if what.sensors {
-        let existing: BTreeMap<String, SensorRecord> =
-            registry.sensors()?.into_iter().map(|r| (r.sensor.sensor_ref.clone(), r)).collect();
+        let existing: BTreeMap<String, SensorRecord> = registry
+            .sensors()?
+            .into_iter()
+            .map(|r| (r.sensor.sensor_ref.clone(), r))
+            .collect();
         let mut seen = HashSet::new();
         for sensor in report.packs.iter().flat_map(|p| &p.sensors) {
-            let operator_enabled = existing.get(&sensor.sensor_ref).and_then(|r| r.operator_enabled);
-            let record = SensorRecord { sensor: sensor.clone(), operator_enabled };
+            let operator_enabled = existing
+                .get(&sensor.sensor_ref)
+                .and_then(|r| r.operator_enabled);
+            let record = SensorRecord {
+                sensor: sensor.clone(),
+                operator_enabled,
+            };
             change.put(Kind::Sensor, &sensor.sensor_ref, &record);
             seen.insert(sensor.sensor_ref.clone());
             summary.sensors += 1;
         }
         for (sensor_ref, record) in &existing {
-            if !seen.contains(sensor_ref) && stale(&record.sensor.pack, &record.sensor.metadata_file) {
+            if !seen.contains(sensor_ref)
+                && stale(&record.sensor.pack, &record.sensor.metadata_file)
+            {
                 change.delete(Kind::Sensor, sensor_ref);
                 summary.removed_sensors += 1;
             }
@@ -93,8 +119,11 @@ pub fn register(registry: &Registry, report: &LoadReport, what: RegisterWhat) ->
     }
 
     if what.sensors || what.triggers {
-        let existing_triggers: BTreeMap<String, Trigger> =
-            registry.triggers()?.into_iter().map(|t| (t.trigger_ref.clone(), t)).collect();
+        let existing_triggers: BTreeMap<String, Trigger> = registry
+            .triggers()?
+            .into_iter()
+            .map(|t| (t.trigger_ref.clone(), t))
+            .collect();
         let mut seen = HashSet::new();
         for tt in report.packs.iter().flat_map(|p| &p.trigger_types) {
             change.put(Kind::TriggerType, &tt.type_ref, tt);
@@ -104,7 +133,10 @@ pub fn register(registry: &Registry, report: &LoadReport, what: RegisterWhat) ->
                 Some(shadow) => change.put(Kind::Trigger, &shadow.trigger_ref, &shadow),
                 None => {
                     // The type gained a parameters_schema: its shadow goes.
-                    if existing_triggers.get(&tt.type_ref).is_some_and(|t| t.name == tt.name) {
+                    if existing_triggers
+                        .get(&tt.type_ref)
+                        .is_some_and(|t| t.name == tt.name)
+                    {
                         change.delete(Kind::Trigger, &tt.type_ref);
                     }
                 }
@@ -114,7 +146,10 @@ pub fn register(registry: &Registry, report: &LoadReport, what: RegisterWhat) ->
             if !seen.contains(&tt.type_ref) && stale(&tt.pack, &tt.metadata_file) {
                 change.delete(Kind::TriggerType, &tt.type_ref);
                 summary.removed_trigger_types += 1;
-                for t in existing_triggers.values().filter(|t| t.type_ref == tt.type_ref) {
+                for t in existing_triggers
+                    .values()
+                    .filter(|t| t.type_ref == tt.type_ref)
+                {
                     change.delete(Kind::Trigger, &t.trigger_ref);
                 }
             }
@@ -151,7 +186,9 @@ fn shadow_trigger(tt: &TriggerType, existing: Option<&Trigger>) -> Option<Trigge
     }
     let parameters = json!({});
     Some(Trigger {
-        id: existing.map(|t| t.id.clone()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        id: existing
+            .map(|t| t.id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         uid: content::uid::trigger_uid(&tt.pack, &tt.name, &parameters),
         trigger_ref: tt.type_ref.clone(),
         name: tt.name.clone(),

@@ -117,7 +117,13 @@ impl Registry {
         if change.is_empty() {
             return Ok(());
         }
-        let trees = (&self.packs, &self.sensors, &self.trigger_types, &self.triggers, &self.configs);
+        let trees = (
+            &self.packs,
+            &self.sensors,
+            &self.trigger_types,
+            &self.triggers,
+            &self.configs,
+        );
         let result: Result<(), TransactionError<()>> = trees.transaction(|(p, s, tt, t, c)| {
             let views = [p, s, tt, t, c];
             for (kind, key, value) in &change.ops {
@@ -135,7 +141,9 @@ impl Registry {
         });
         result.map_err(|e| match e {
             TransactionError::Storage(e) => StoreError::Sled(e),
-            TransactionError::Abort(()) => StoreError::Invalid("registry transaction aborted".into()),
+            TransactionError::Abort(()) => {
+                StoreError::Invalid("registry transaction aborted".into())
+            }
         })
     }
 
@@ -177,12 +185,20 @@ impl Registry {
     }
 
     /// Record the operator's enable/disable choice for a sensor.
-    pub fn set_operator_enabled(&self, sensor_ref: &str, enabled: bool) -> Result<SensorRecord, StoreError> {
+    pub fn set_operator_enabled(
+        &self,
+        sensor_ref: &str,
+        enabled: bool,
+    ) -> Result<SensorRecord, StoreError> {
         let mut record = self
             .sensor(sensor_ref)?
-            .ok_or_else(|| StoreError::NotFound { kind: "sensor", key: sensor_ref.into() })?;
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "sensor",
+                key: sensor_ref.into(),
+            })?;
         record.operator_enabled = Some(enabled);
-        self.sensors.insert(sensor_ref.as_bytes(), encode(&record))?;
+        self.sensors
+            .insert(sensor_ref.as_bytes(), encode(&record))?;
         Ok(record)
     }
 

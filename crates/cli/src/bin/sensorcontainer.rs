@@ -49,12 +49,25 @@ fn run(cli: Cli) -> Result<i32> {
         settings.container.python_binary = p;
     }
     sc_cli::logging::init(&settings.log_level);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let store = Arc::new(open_store_waiting(&settings).await?);
         if store.registry.is_empty() {
-            tracing::info!("registry is empty: registering packs from {:?}", settings.packs_paths);
-            let outcome = reload::reload(&settings, &store, ReloadMode { what: RegisterWhat::all(), no_fail: true })?;
+            tracing::info!(
+                "registry is empty: registering packs from {:?}",
+                settings.packs_paths
+            );
+            let outcome = reload::reload(
+                &settings,
+                &store,
+                ReloadMode {
+                    what: RegisterWhat::all(),
+                    no_fail: true,
+                },
+            )?;
             for w in &outcome.warnings {
                 tracing::warn!("{w}");
             }
@@ -64,8 +77,17 @@ fn run(cli: Cli) -> Result<i32> {
             Some(r) => Selection::One(r),
             None => Selection::AllEnabled,
         };
-        let container = Container::new(settings.container.clone(), store.clone(), selection, cli.single_sensor_mode)?;
-        let ops = Arc::new(Ops::live(container.clone(), store.clone(), settings.clone()));
+        let container = Container::new(
+            settings.container.clone(),
+            store.clone(),
+            selection,
+            cli.single_sensor_mode,
+        )?;
+        let ops = Arc::new(Ops::live(
+            container.clone(),
+            store.clone(),
+            settings.clone(),
+        ));
         let socket = control::socket_path(&settings.data_dir);
         let server = control::serve(ops.clone(), socket.clone()).await?;
         let hup = tokio::spawn(reload_on_sighup(ops));
@@ -89,9 +111,18 @@ async fn open_store_waiting(settings: &Settings) -> Result<store::Store> {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
             Err(e @ store::StoreError::Locked { .. }) => {
-                bail!("{e}: still locked after 10 s (another sensorcontainer on the same data dir?)")
+                bail!(
+                    "{e}: still locked after 10 s (another sensorcontainer on the same data dir?)"
+                )
             }
-            other => return other.with_context(|| format!("cannot open the database in {}", settings.data_dir.display())),
+            other => {
+                return other.with_context(|| {
+                    format!(
+                        "cannot open the database in {}",
+                        settings.data_dir.display()
+                    )
+                })
+            }
         }
     }
 }
