@@ -43,6 +43,9 @@ pub struct SensorContext {
     pub poll_interval: Option<u64>,
     pub config: Value,
     pub trigger_types: Vec<String>,
+    pub runner_type: content::RunnerType,
+    /// Arguments of an `exec` sensor's program.
+    pub args: Vec<String>,
 }
 
 enum Outbound {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use content::RunnerType;
 use md5::{Digest, Md5};
 use serde::Serialize;
 use serde_json::json;
@@ -316,6 +317,8 @@ impl Container {
             poll_interval: sensor.poll_interval,
             config,
             trigger_types: sensor.trigger_types.clone(),
+            runner_type: sensor.runner_type,
+            args: sensor.args.clone(),
         });
         let status = Arc::new(SensorStatus::default());
         let (stop, stop_rx) = watch::channel(false);
@@ -540,43 +543,44 @@ impl SensorTask {
     }
 
     fn spec(&self) -> Result<SpawnSpec, String> {
-        let python = self.launcher.python.clone()?;
         let ctx = &self.ctx;
-        let wrapper = self.launcher.runtime_dir.join(runtime::WRAPPER);
-        let mut args: Vec<OsString> = vec![
-            wrapper.into(),
-            "--ref".into(),
-            ctx.sensor_ref.clone().into(),
-            "--pack".into(),
-            ctx.pack.clone().into(),
-            "--file".into(),
-            ctx.entry_point.clone().into(),
-            "--class-name".into(),
-            ctx.class_name.clone().into(),
+        let mut env = vec![
+            ("SENSOR_REF".to_string(), ctx.sensor_ref.clone()),
+            ("SENSOR_PACK".to_string(), ctx.pack.clone()),
+            ("SENSOR_CLASS_NAME".to_string(), ctx.class_name.clone()),
         ];
-        if let Some(p) = ctx.poll_interval {
-            args.push("--poll-interval".into());
-            args.push(p.to_string().into());
-        }
-        let mut pythonpath = self.launcher.runtime_dir.display().to_string();
-        if let Ok(existing) = std::env::var("PYTHONPATH") {
-            if !existing.is_empty() {
-                pythonpath = format!("{pythonpath}:{existing}");
+        let (program, args): (PathBuf, Vec<OsString>) = match ctx.runner_type {
+            RunnerType::Exec => (ctx.entry_point.clone(), ctx.args.iter().map(OsString::from).collect()),
+            RunnerType::Python => {
+                let python = self.launcher.python.clone()?;
+                let wrapper = self.launcher.runtime_dir.join(runtime::WRAPPER);
+                let mut args: Vec<OsString> = vec![
+                    wrapper.into(),
+                    "--ref".into(),
+                    ctx.sensor_ref.clone().into(),
+                    "--pack".into(),
+                    ctx.pack.clone().into(),
+                    "--file".into(),
+                    ctx.entry_point.clone().into(),
+                    "--class-name".into(),
+                    ctx.class_name.clone().into(),
+                ];
+                if let Some(p) = ctx.poll_interval {
+                    args.push("--poll-interval".into());
+                    args.push(p.to_string().into());
+                }
+                let mut pythonpath = self.launcher.runtime_dir.display().to_string();
+                if let Ok(existing) = std::env::var("PYTHONPATH") {
+                    if !existing.is_empty() {
+                        pythonpath = format!("{pythonpath}:{existing}");
+                    }
+                }
+                env.push(("PYTHONPATH".into(), pythonpath));
+                env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+                env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+                (python, args)
             }
-        }
-        Ok(SpawnSpec {
-            sensor_ref: ctx.sensor_ref.clone(),
-            program: python,
-            args,
-            env: vec![
-                ("PYTHONPATH".into(), pythonpath),
-                ("PYTHONUNBUFFERED".into(), "1".into()),
-                ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
-                ("SENSOR_REF".into(), ctx.sensor_ref.clone()),
-                ("SENSOR_PACK".into(), ctx.pack.clone()),
-                ("SENSOR_CLASS_NAME".into(), ctx.class_name.clone()),
-            ],
-            cwd: None,
-        })
+        };
+        Ok(SpawnSpec { sensor_ref: ctx.sensor_ref.clone(), program, args, env, cwd: None })
     }
 }

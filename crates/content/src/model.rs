@@ -32,16 +32,20 @@ pub enum RunnerType {
     /// A StackStorm Python sensor class, run by the embedded wrapper.
     #[default]
     Python,
+    /// Any executable speaking the pipe protocol (`crates/protocol/PROTOCOL.md`):
+    /// `entry_point` is the program, `args` its arguments.
+    Exec,
 }
 
 impl RunnerType {
     /// Every accepted `runner_type` spelling, for error messages.
-    pub const VALID: &'static [&'static str] = &["python"];
+    pub const VALID: &'static [&'static str] = &["python", "exec"];
 
     /// Parse a `runner_type` value as written in sensor metadata.
     pub fn parse(text: &str) -> Option<RunnerType> {
         match text {
             "python" => Some(RunnerType::Python),
+            "exec" => Some(RunnerType::Exec),
             _ => None,
         }
     }
@@ -50,6 +54,7 @@ impl RunnerType {
     pub fn as_str(self) -> &'static str {
         match self {
             RunnerType::Python => "python",
+            RunnerType::Exec => "exec",
         }
     }
 }
@@ -74,6 +79,9 @@ pub struct Sensor {
     pub enabled: bool,
     /// How the sensor is run (`runner_type`, default `python`).
     pub runner_type: RunnerType,
+    /// Arguments for an `exec` sensor's program (`args`, a list of strings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
     /// Refs (`<pack>.<name>`) of the trigger types this sensor declares.
     pub trigger_types: Vec<String>,
     /// Absolute path of the metadata YAML file.

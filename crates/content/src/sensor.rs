@@ -6,7 +6,7 @@ use md5::{Digest, Md5};
 
 use crate::trigger::parse_trigger_type;
 use crate::uid::hex;
-use crate::yaml::{read_yaml, Fields};
+use crate::yaml::{describe, read_yaml, Fields};
 use crate::{ContentError, RunnerType, Sensor, TriggerType};
 
 /// StackStorm's lower bound for `poll_interval`, in seconds.
@@ -56,6 +56,25 @@ pub(crate) fn read_sensor(file: &Path, pack_ref: &str) -> Result<ParsedSensor, C
         })?,
     };
 
+    let mut args = Vec::new();
+    for (i, item) in fields.opt_list("args")?.iter().enumerate() {
+        match item.as_str() {
+            Some(a) => args.push(a.to_string()),
+            None => {
+                return Err(fields.error(&format!("args[{i}]"), format!("expected a string, found {}", describe(item))))
+            }
+        }
+    }
+    if !args.is_empty() && runner_type != RunnerType::Exec {
+        return Err(fields.error("args", "only `runner_type: exec` sensors take args"));
+    }
+    if runner_type == RunnerType::Exec && !is_executable(&entry_point) {
+        return Err(fields.error(
+            "entry_point",
+            format!("'{}' is not executable (chmod +x it): runner_type exec runs it directly", entry_point.display()),
+        ));
+    }
+
     let mut trigger_types = Vec::new();
     for (i, item) in fields.opt_list("trigger_types")?.iter().enumerate() {
         let nested = fields.nested(fields.path(&format!("trigger_types[{i}]")), item)?;
@@ -94,6 +113,7 @@ pub(crate) fn read_sensor(file: &Path, pack_ref: &str) -> Result<ParsedSensor, C
             poll_interval,
             enabled,
             runner_type,
+            args,
             trigger_types: trigger_types.iter().map(|t| t.type_ref.clone()).collect(),
             metadata_file: file.to_path_buf(),
             content_hash: hex(&hasher.finalize()),
@@ -120,4 +140,9 @@ fn entry_point(fields: &Fields) -> Result<PathBuf, ContentError> {
             format!("cannot resolve '{}': {e}", joined.display()),
         )),
     }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
 }

@@ -145,11 +145,39 @@ fn unknown_runner_type_is_an_error_listing_valid_ones() {
         "runner_type",
     );
     assert!(
-        msg.contains("'shell'") && msg.contains("valid: python"),
+        msg.contains("'shell'") && msg.contains("valid: python, exec"),
         "{msg}"
     );
     let (_f, ok) = load_one("class_name: S\nentry_point: sensor.py\nrunner_type: python\n");
     assert!(ok.errors.is_empty());
+}
+
+#[test]
+fn exec_sensors_need_an_executable_and_take_args() {
+    use std::os::unix::fs::PermissionsExt;
+    let msg = bad_sensor(
+        "class_name: S\nentry_point: sensor.py\nrunner_type: exec\n",
+        "entry_point",
+    );
+    assert!(msg.contains("not executable"), "{msg}");
+    let msg = bad_sensor("class_name: S\nentry_point: sensor.py\nargs: [a]\n", "args");
+    assert!(msg.contains("only `runner_type: exec`"), "{msg}");
+
+    let f = Fixture::new();
+    f.pack("p");
+    let yaml = f.sensor("p", "s.yaml", "class_name: S\nentry_point: sensor.py\nrunner_type: exec\nargs: [--fast, '2']\n");
+    let exe = yaml.parent().unwrap().join("sensor.py");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let report = f.load();
+    assert!(report.errors.is_empty(), "{:#?}", messages(&report));
+    let s = &report.packs[0].sensors[0];
+    assert_eq!(s.runner_type, crate::RunnerType::Exec);
+    assert_eq!(s.args, vec!["--fast", "2"]);
+    let f2 = Fixture::new();
+    f2.pack("p");
+    f2.sensor("p", "s.yaml", "class_name: S\nentry_point: sensor.py\nrunner_type: exec\nargs: [1]\n");
+    let bad = f2.load();
+    assert_names(only_error(&bad), "p/sensors/s.yaml", "args[0]");
 }
 
 #[test]
