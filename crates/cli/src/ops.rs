@@ -223,6 +223,14 @@ struct KeyLoadParams {
 }
 
 #[derive(Deserialize)]
+struct TriggerParams {
+    #[serde(rename = "type")]
+    type_ref: Option<String>,
+    id: Option<String>,
+    parameters: Option<Value>,
+}
+
+#[derive(Deserialize)]
 struct ReloadParams {
     #[serde(default)]
     sensors: bool,
@@ -431,6 +439,77 @@ impl Ops {
                 self.kv.datastore.commit().wait(last).await?;
                 Ok(json!({"loaded": n}))
             }
+            "trigger.list" => {
+                let q: TriggerParams = params(op, p)?;
+                let list: Vec<_> = reg
+                    .triggers()?
+                    .into_iter()
+                    .filter(|t| q.type_ref.as_ref().is_none_or(|ty| *ty == t.type_ref))
+                    .collect();
+                to_json(&list)
+            }
+            "trigger.get" => {
+                let q: TriggerParams = params(op, p)?;
+                to_json(&self.trigger_by_id(q.id.as_deref())?)
+            }
+            "trigger.create" => {
+                let q: TriggerParams = params(op, p)?;
+                let Some(type_ref) = q.type_ref else {
+                    return Err(OpError::new(
+                        OpErrorKind::Invalid,
+                        "trigger.create needs a type",
+                    ));
+                };
+                let parameters = q.parameters.unwrap_or_else(|| json!({}));
+                let tt = reg.trigger_type(&type_ref)?.ok_or_else(|| {
+                    OpError::new(OpErrorKind::NotFound, format!("trigger type '{type_ref}' not found (see `sensorctl trigger-type list`)"))
+                })?;
+                check_parameters(&tt, &parameters)?;
+                // StackStorm reuses an identical (type, parameters) trigger.
+                if let Some(existing) = reg.find_trigger(&type_ref, &parameters)? {
+                    return to_json(&existing);
+                }
+                let name = uuid::Uuid::new_v4().to_string();
+                let trigger = content::Trigger {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    uid: content::uid::trigger_uid(&tt.pack, &name, &parameters),
+                    trigger_ref: format!("{}.{name}", tt.pack),
+                    name,
+                    pack: tt.pack.clone(),
+                    type_ref,
+                    parameters,
+                };
+                reg.put_trigger(&trigger)?;
+                self.store.flush()?;
+                self.notify("trigger.add", &trigger).await?;
+                to_json(&trigger)
+            }
+            "trigger.update" => {
+                let q: TriggerParams = params(op, p)?;
+                let mut trigger = self.trigger_by_id(q.id.as_deref())?;
+                let parameters = q.parameters.unwrap_or_else(|| json!({}));
+                let tt = reg.trigger_type(&trigger.type_ref)?.ok_or_else(|| {
+                    OpError::new(
+                        OpErrorKind::NotFound,
+                        format!("trigger type '{}' no longer exists", trigger.type_ref),
+                    )
+                })?;
+                check_parameters(&tt, &parameters)?;
+                trigger.uid = content::uid::trigger_uid(&trigger.pack, &trigger.name, &parameters);
+                trigger.parameters = parameters;
+                reg.put_trigger(&trigger)?;
+                self.store.flush()?;
+                self.notify("trigger.update", &trigger).await?;
+                to_json(&trigger)
+            }
+            "trigger.delete" => {
+                let q: TriggerParams = params(op, p)?;
+                let trigger = self.trigger_by_id(q.id.as_deref())?;
+                reg.delete_trigger(&trigger.trigger_ref)?;
+                self.store.flush()?;
+                self.notify("trigger.remove", &trigger).await?;
+                to_json(&trigger)
+            }
             "reload" => {
                 let q: ReloadParams = params(op, p)?;
                 let any = q.sensors || q.triggers || q.configs;
@@ -480,6 +559,26 @@ impl Ops {
         }
     }
 
+    fn trigger_by_id(&self, id: Option<&str>) -> Result<content::Trigger, OpError> {
+        let id =
+            id.ok_or_else(|| OpError::new(OpErrorKind::Invalid, "a trigger id is required"))?;
+        self.store.registry.trigger_by_id(id)?.ok_or_else(|| {
+            OpError::new(
+                OpErrorKind::NotFound,
+                format!("trigger '{id}' not found (see `sensorctl trigger list`)"),
+            )
+        })
+    }
+
+    /// Tell the running container's sensors (no container: nothing to tell;
+    /// sensors get every trigger from `init` when they start).
+    async fn notify(&self, method: &str, trigger: &content::Trigger) -> Result<(), OpError> {
+        if let Some(c) = &self.live {
+            c.trigger_changed(method, trigger).await?;
+        }
+        Ok(())
+    }
+
     async fn statuses(&self) -> std::collections::BTreeMap<String, StatusSnapshot> {
         match &self.live {
             Some(c) => c.statuses().await,
@@ -501,4 +600,38 @@ impl Ops {
             self.live.is_some(),
         ))
     }
+}
+
+/// Parameters must satisfy the type's `parameters_schema`; a type without
+/// one takes none (its only trigger is the shadow trigger).
+fn check_parameters(tt: &content::TriggerType, parameters: &Value) -> Result<(), OpError> {
+    if !parameters.is_object() {
+        return Err(OpError::new(
+            OpErrorKind::Invalid,
+            format!("parameters must be a JSON object, got {parameters}"),
+        ));
+    }
+    let Some(schema) = &tt.parameters_schema else {
+        return Err(OpError::new(
+            OpErrorKind::Invalid,
+            format!("trigger type '{}' has no parameters_schema: it takes no parameters (dispatch to '{}' directly)", tt.type_ref, tt.type_ref),
+        ));
+    };
+    let compiled = content::CompiledSchema::compile(schema).map_err(|e| {
+        OpError::new(
+            OpErrorKind::Internal,
+            format!("parameters_schema of '{}' is invalid: {e}", tt.type_ref),
+        )
+    })?;
+    compiled.validate(parameters).map_err(|v| {
+        OpError::new(
+            OpErrorKind::Invalid,
+            format!(
+                "parameters for '{}' fail its parameters_schema at '{}': {}",
+                tt.type_ref,
+                if v.path.is_empty() { "/" } else { &v.path },
+                v.reason
+            ),
+        )
+    })
 }

@@ -44,6 +44,9 @@ pub enum Command {
     /// Registered trigger types
     #[command(subcommand, name = "trigger-type")]
     TriggerType(TriggerTypeCmd),
+    /// Triggers: a trigger type plus parameters (e.g. a file to watch)
+    #[command(subcommand)]
+    Trigger(TriggerCmd),
     /// Stored trigger instances (newest first)
     #[command(subcommand, name = "trigger-instance")]
     TriggerInstance(TriggerInstanceCmd),
@@ -123,6 +126,51 @@ pub enum TriggerTypeCmd {
         type_ref: String,
         #[command(flatten)]
         json: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggerCmd {
+    /// Create a trigger (an identical type + parameters trigger is reused)
+    Create {
+        /// Trigger type ref, <pack>.<name>
+        #[arg(long = "type", value_name = "REF")]
+        type_ref: String,
+        /// Parameters as a JSON object, checked against the type's parameters_schema
+        #[arg(long, value_name = "JSON")]
+        parameters: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List triggers
+    List {
+        /// Only triggers of this type
+        #[arg(long = "type", value_name = "REF")]
+        type_ref: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show one trigger
+    Get {
+        /// Trigger id
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Replace a trigger's parameters (running sensors get update_trigger)
+    Update {
+        /// Trigger id
+        id: String,
+        /// Parameters as a JSON object
+        #[arg(long, value_name = "JSON")]
+        parameters: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete a trigger (running sensors get remove_trigger)
+    Delete {
+        /// Trigger id
+        id: String,
     },
 }
 
@@ -398,8 +446,76 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{:<16} {}", "payload:", pretty(&v["payload"]));
         }
         Command::Key(cmd) => crate::key::run(&backend, cmd).await?,
+        Command::Trigger(cmd) => trigger(&backend, cmd).await?,
     }
     Ok(())
+}
+
+fn parse_parameters(text: &str) -> Result<Value> {
+    serde_json::from_str(text).with_context(|| format!("--parameters is not JSON: {text}"))
+}
+
+fn print_trigger(v: &Value, json: JsonFlag) -> Result<()> {
+    if json.json {
+        return print_json(v);
+    }
+    for k in ["id", "ref", "type", "uid"] {
+        println!("{:<11} {}", format!("{k}:"), s(&v[k]));
+    }
+    println!("{:<11} {}", "parameters:", v["parameters"]);
+    Ok(())
+}
+
+async fn trigger(backend: &Backend, cmd: TriggerCmd) -> Result<()> {
+    match cmd {
+        TriggerCmd::Create {
+            type_ref,
+            parameters,
+            json,
+        } => {
+            let v = backend
+                .call(
+                    "trigger.create",
+                    json!({"type": type_ref, "parameters": parse_parameters(&parameters)?}),
+                )
+                .await?;
+            print_trigger(&v, json)
+        }
+        TriggerCmd::List { type_ref, json } => {
+            let v = backend
+                .call("trigger.list", json!({"type": type_ref}))
+                .await?;
+            table_or_json(json, &v, &["ID", "REF", "TYPE", "PARAMETERS"], |t| {
+                vec![
+                    s(&t["id"]),
+                    s(&t["ref"]),
+                    s(&t["type"]),
+                    t["parameters"].to_string(),
+                ]
+            })
+        }
+        TriggerCmd::Get { id, json } => {
+            print_trigger(&backend.call("trigger.get", json!({"id": id})).await?, json)
+        }
+        TriggerCmd::Update {
+            id,
+            parameters,
+            json,
+        } => {
+            let v = backend
+                .call(
+                    "trigger.update",
+                    json!({"id": id, "parameters": parse_parameters(&parameters)?}),
+                )
+                .await?;
+            print_trigger(&v, json)
+        }
+        TriggerCmd::Delete { id } => {
+            let v = backend.call("trigger.delete", json!({"id": id})).await?;
+            println!("deleted trigger {} ({})", s(&v["id"]), s(&v["ref"]));
+            Ok(())
+        }
+    }
 }
 
 /// A JSON value as table text: strings bare, null as `-`.

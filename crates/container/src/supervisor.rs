@@ -71,7 +71,14 @@ struct Runner {
     done: watch::Receiver<Option<Option<ExitStatus>>>,
     /// What the sensor was started from; a reload restarts it when this changes.
     fingerprint: String,
+    /// Its trigger types, to route trigger add/update/remove.
+    trigger_types: Vec<String>,
+    /// The live connection of its current process, if one runs.
+    conn: LiveConn,
 }
+
+/// The connection of a sensor's current process (replaced on each restart).
+type LiveConn = Arc<std::sync::Mutex<Option<ConnectionHandle>>>;
 
 /// What a reload changed.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -286,6 +293,39 @@ impl Container {
         Ok(())
     }
 
+    /// A trigger was created, updated or deleted (`method` is
+    /// `trigger.add`, `trigger.update` or `trigger.remove`): refresh the
+    /// dispatch catalog first (so the sensor can dispatch to it at once),
+    /// then tell every running sensor that declares its type. Sensors still
+    /// starting get it from `init` instead. Returns how many were told.
+    pub async fn trigger_changed(
+        &self,
+        method: &str,
+        trigger: &content::Trigger,
+    ) -> Result<usize, ContainerError> {
+        self.deps
+            .dispatcher
+            .set_catalog(Catalog::load(&self.store.registry)?);
+        let runners = self.runners.lock().await;
+        let mut told = 0;
+        for (sensor_ref, runner) in runners.iter() {
+            if !runner.trigger_types.contains(&trigger.type_ref) {
+                continue;
+            }
+            let handle = runner
+                .conn
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(h) = handle.filter(|h| h.initialized()) {
+                h.notify(method, json!({"trigger": trigger})).await;
+                tracing::info!(sensor = %sensor_ref, trigger = %trigger.trigger_ref, "{method} sent");
+                told += 1;
+            }
+        }
+        Ok(told)
+    }
+
     /// What a sensor runs from: metadata (with the entry point's hash),
     /// pack config and its trigger types. Not the operator's enable flag.
     fn fingerprint(&self, record: &SensorRecord) -> Result<String, ContainerError> {
@@ -323,7 +363,9 @@ impl Container {
         let status = Arc::new(SensorStatus::default());
         let (stop, stop_rx) = watch::channel(false);
         let (done_tx, done) = watch::channel(None);
+        let conn = LiveConn::default();
         let task = SensorTask {
+            conn: conn.clone(),
             ctx,
             deps: self.deps.clone(),
             status: status.clone(),
@@ -340,6 +382,8 @@ impl Container {
             stop,
             done,
             fingerprint,
+            trigger_types: sensor.trigger_types.clone(),
+            conn,
         })
     }
 
@@ -377,6 +421,7 @@ fn shell_code(exit: ExitStatus) -> i32 {
 }
 
 struct SensorTask {
+    conn: LiveConn,
     ctx: Arc<SensorContext>,
     deps: Arc<ServiceDeps>,
     status: Arc<SensorStatus>,
@@ -478,12 +523,14 @@ impl SensorTask {
             self.deps.clone(),
             self.status.clone(),
         );
+        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
         let waited = tokio::select! {
             r = spawned.child.wait() => r,
             _ = stopped(stop) => self.stop_child(&mut spawned.child, pid, &handle).await,
         };
         // The leader is gone; take any process it left in its group with it.
         spawn::signal_group(pid, libc::SIGKILL);
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(handle);
         // Finish reading what the sensor wrote before it exited.
         if tokio::time::timeout(Duration::from_secs(5), conn)
@@ -550,7 +597,10 @@ impl SensorTask {
             ("SENSOR_CLASS_NAME".to_string(), ctx.class_name.clone()),
         ];
         let (program, args): (PathBuf, Vec<OsString>) = match ctx.runner_type {
-            RunnerType::Exec => (ctx.entry_point.clone(), ctx.args.iter().map(OsString::from).collect()),
+            RunnerType::Exec => (
+                ctx.entry_point.clone(),
+                ctx.args.iter().map(OsString::from).collect(),
+            ),
             RunnerType::Python => {
                 let python = self.launcher.python.clone()?;
                 let wrapper = self.launcher.runtime_dir.join(runtime::WRAPPER);
@@ -581,6 +631,12 @@ impl SensorTask {
                 (python, args)
             }
         };
-        Ok(SpawnSpec { sensor_ref: ctx.sensor_ref.clone(), program, args, env, cwd: None })
+        Ok(SpawnSpec {
+            sensor_ref: ctx.sensor_ref.clone(),
+            program,
+            args,
+            env,
+            cwd: None,
+        })
     }
 }

@@ -222,6 +222,37 @@ impl Registry {
         self.get(Kind::Trigger, trigger_ref)
     }
 
+    /// The trigger with this id.
+    pub fn trigger_by_id(&self, id: &str) -> Result<Option<Trigger>, StoreError> {
+        Ok(self.triggers()?.into_iter().find(|t| t.id == id))
+    }
+
+    /// The trigger of `type_ref` whose parameters equal `parameters`.
+    pub fn find_trigger(
+        &self,
+        type_ref: &str,
+        parameters: &serde_json::Value,
+    ) -> Result<Option<Trigger>, StoreError> {
+        Ok(self
+            .triggers()?
+            .into_iter()
+            .find(|t| t.type_ref == type_ref && &t.parameters == parameters))
+    }
+
+    /// Create or replace a trigger.
+    pub fn put_trigger(&self, trigger: &Trigger) -> Result<(), StoreError> {
+        let mut change = RegistryChange::default();
+        change.put(Kind::Trigger, &trigger.trigger_ref, trigger);
+        self.apply(&change)
+    }
+
+    /// Delete a trigger by ref.
+    pub fn delete_trigger(&self, trigger_ref: &str) -> Result<(), StoreError> {
+        let mut change = RegistryChange::default();
+        change.delete(Kind::Trigger, trigger_ref);
+        self.apply(&change)
+    }
+
     /// Every pack config.
     pub fn configs(&self) -> Result<Vec<PackConfig>, StoreError> {
         self.list(Kind::Config)
