@@ -61,7 +61,10 @@ pub(crate) fn read_sensor(file: &Path, pack_ref: &str) -> Result<ParsedSensor, C
         match item.as_str() {
             Some(a) => args.push(a.to_string()),
             None => {
-                return Err(fields.error(&format!("args[{i}]"), format!("expected a string, found {}", describe(item))))
+                return Err(fields.error(
+                    &format!("args[{i}]"),
+                    format!("expected a string, found {}", describe(item)),
+                ))
             }
         }
     }
@@ -71,7 +74,10 @@ pub(crate) fn read_sensor(file: &Path, pack_ref: &str) -> Result<ParsedSensor, C
     if runner_type == RunnerType::Exec && !is_executable(&entry_point) {
         return Err(fields.error(
             "entry_point",
-            format!("'{}' is not executable (chmod +x it): runner_type exec runs it directly", entry_point.display()),
+            format!(
+                "'{}' is not executable (chmod +x it): runner_type exec runs it directly",
+                entry_point.display()
+            ),
         ));
     }
 

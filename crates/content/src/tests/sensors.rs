@@ -165,7 +165,11 @@ fn exec_sensors_need_an_executable_and_take_args() {
 
     let f = Fixture::new();
     f.pack("p");
-    let yaml = f.sensor("p", "s.yaml", "class_name: S\nentry_point: sensor.py\nrunner_type: exec\nargs: [--fast, '2']\n");
+    let yaml = f.sensor(
+        "p",
+        "s.yaml",
+        "class_name: S\nentry_point: sensor.py\nrunner_type: exec\nargs: [--fast, '2']\n",
+    );
     let exe = yaml.parent().unwrap().join("sensor.py");
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let report = f.load();
@@ -175,7 +179,11 @@ fn exec_sensors_need_an_executable_and_take_args() {
     assert_eq!(s.args, vec!["--fast", "2"]);
     let f2 = Fixture::new();
     f2.pack("p");
-    f2.sensor("p", "s.yaml", "class_name: S\nentry_point: sensor.py\nrunner_type: exec\nargs: [1]\n");
+    f2.sensor(
+        "p",
+        "s.yaml",
+        "class_name: S\nentry_point: sensor.py\nrunner_type: exec\nargs: [1]\n",
+    );
     let bad = f2.load();
     assert_names(only_error(&bad), "p/sensors/s.yaml", "args[0]");
 }
