@@ -10,3 +10,4 @@ pub mod ops;
 pub mod output;
 pub mod reload;
 pub mod sensorctl;
+pub mod venv;

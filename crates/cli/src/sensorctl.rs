@@ -72,6 +72,9 @@ pub struct ReloadArgs {
     /// Report bad files as warnings and register the rest (exit 0)
     #[arg(long)]
     pub register_no_fail_on_failure: bool,
+    /// First create or update the virtualenv of every pack with a requirements.txt
+    #[arg(long)]
+    pub register_setup_virtualenvs: bool,
 }
 
 /// `--json` for list/get commands.
@@ -86,6 +89,14 @@ pub struct JsonFlag {
 pub enum PackCmd {
     /// List packs
     List(JsonFlag),
+    /// Create <data-dir>/virtualenvs/<pack> and pip install the pack's requirements.txt
+    SetupVirtualenv {
+        /// Pack ref
+        pack: String,
+        /// Delete and rebuild it even if it is up to date
+        #[arg(long)]
+        recreate: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,8 +271,22 @@ pub async fn run(cli: Cli) -> Result<()> {
         // Needs no database, so it works while a container runs.
         return crate::key::generate(&settings, cmd);
     }
+    if let Command::Pack(PackCmd::SetupVirtualenv { pack, recreate }) = &cli.command {
+        // Needs no database; then restarts the pack's running sensors.
+        let dir = crate::venv::pack_dir(&settings, pack)?;
+        crate::venv::setup(&settings, pack, &dir, *recreate)?;
+        return restart_pack_sensors(&settings, pack).await;
+    }
+    if let Command::Reload(args) = &cli.command {
+        if args.register_setup_virtualenvs {
+            for (pack, dir) in crate::venv::packs_with_requirements(&settings) {
+                crate::venv::setup(&settings, &pack, &dir, false)?;
+            }
+        }
+    }
     let backend = Backend::connect(&settings).await?;
     match cli.command {
+        Command::Pack(PackCmd::SetupVirtualenv { .. }) => unreachable!("handled above"),
         Command::Reload(args) => {
             let v = backend
                 .call(
@@ -447,6 +472,30 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Key(cmd) => crate::key::run(&backend, cmd).await?,
         Command::Trigger(cmd) => trigger(&backend, cmd).await?,
+    }
+    Ok(())
+}
+
+/// After a virtualenv change, restart the pack's running sensors so they
+/// use it (nothing to do when no container runs).
+async fn restart_pack_sensors(settings: &Settings, pack: &str) -> Result<()> {
+    let sock = control::socket_path(&settings.data_dir);
+    if tokio::net::UnixStream::connect(&sock).await.is_err() {
+        return Ok(());
+    }
+    let backend = Backend::Remote(sock);
+    let sensors = backend.call("sensor.list", json!({})).await?;
+    for s in sensors.as_array().into_iter().flatten() {
+        let live = !matches!(s["state"].as_str(), Some("disabled" | "not_assigned"));
+        if s["pack"] == pack && live {
+            backend
+                .call("sensor.restart", json!({"ref": s["ref"]}))
+                .await?;
+            println!(
+                "restarted {} with the new virtualenv",
+                s["ref"].as_str().unwrap_or_default()
+            );
+        }
     }
     Ok(())
 }

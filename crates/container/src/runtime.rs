@@ -103,3 +103,20 @@ pub fn resolve_python(binary: &str) -> Result<PathBuf, RuntimeError> {
     }
     Ok(PathBuf::from(path))
 }
+
+/// A pack's virtualenv: `<data_dir>/virtualenvs/<pack>`.
+pub fn virtualenv_dir(data_dir: &Path, pack: &str) -> PathBuf {
+    data_dir.join("virtualenvs").join(pack)
+}
+
+/// The pack's virtualenv interpreter, if the pack has a (complete) one.
+/// Used as is, not resolved: a venv is recognised by its `pyvenv.cfg` next
+/// to the path the interpreter was started as.
+pub fn virtualenv_python(data_dir: &Path, pack: &str) -> Option<PathBuf> {
+    let dir = virtualenv_dir(data_dir, pack);
+    let python = dir.join("bin").join("python");
+    (python.exists() && dir.join(VIRTUALENV_READY).is_file()).then_some(python)
+}
+
+/// Written last by the virtualenv setup: a venv without it is incomplete.
+pub const VIRTUALENV_READY: &str = ".sensorcontainer-ready";

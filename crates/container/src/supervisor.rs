@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,8 @@ pub enum ContainerError {
 struct Launcher {
     python: Result<PathBuf, String>,
     runtime_dir: PathBuf,
+    /// For pack virtualenvs (`<data_dir>/virtualenvs/<pack>`).
+    data_dir: PathBuf,
 }
 
 /// One supervised sensor.
@@ -134,6 +136,7 @@ impl Container {
             max_frame_bytes: settings.max_frame_bytes,
         });
         let runtime_dir = runtime::install(&settings.data_dir)?;
+        let data_dir = settings.data_dir.clone();
         let python = runtime::resolve_python(&settings.python_binary).map_err(|e| e.to_string());
         if let Err(e) = &python {
             tracing::error!("{e}; Python sensors cannot start");
@@ -145,6 +148,7 @@ impl Container {
             launcher: Launcher {
                 python,
                 runtime_dir,
+                data_dir,
             },
             selection,
             single_sensor_mode,
@@ -327,7 +331,8 @@ impl Container {
     }
 
     /// What a sensor runs from: metadata (with the entry point's hash),
-    /// pack config and its trigger types. Not the operator's enable flag.
+    /// pack config, its trigger types and its pack virtualenv. Not the
+    /// operator's enable flag.
     fn fingerprint(&self, record: &SensorRecord) -> Result<String, ContainerError> {
         let registry = &self.store.registry;
         let config = registry.config(&record.sensor.pack)?.map(|c| c.values);
@@ -337,7 +342,19 @@ impl Container {
             .iter()
             .map(|t| registry.trigger_type(t))
             .collect::<Result<_, _>>()?;
-        let bytes = serde_json::to_vec(&(&record.sensor, &config, &types)).unwrap_or_default();
+        // A (re)created pack virtualenv changes the interpreter: restart.
+        let venv =
+            runtime::virtualenv_python(&self.settings.data_dir, &record.sensor.pack).map(|p| {
+                let ready = p
+                    .parent()
+                    .and_then(Path::parent)
+                    .map(|d| d.join(runtime::VIRTUALENV_READY));
+                let stamp =
+                    ready.and_then(|r| std::fs::metadata(r).and_then(|m| m.modified()).ok());
+                (p, stamp)
+            });
+        let bytes =
+            serde_json::to_vec(&(&record.sensor, &config, &types, &venv)).unwrap_or_default();
         Ok(format!("{:x}", Md5::digest(&bytes)))
     }
 
@@ -602,7 +619,10 @@ impl SensorTask {
                 ctx.args.iter().map(OsString::from).collect(),
             ),
             RunnerType::Python => {
-                let python = self.launcher.python.clone()?;
+                let python = match runtime::virtualenv_python(&self.launcher.data_dir, &ctx.pack) {
+                    Some(venv) => venv,
+                    None => self.launcher.python.clone()?,
+                };
                 let wrapper = self.launcher.runtime_dir.join(runtime::WRAPPER);
                 let mut args: Vec<OsString> = vec![
                     wrapper.into(),
