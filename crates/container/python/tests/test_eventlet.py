@@ -175,7 +175,7 @@ class EventletTests(WrapperTestCase):
         # SIGTERM while run() sleeps in eventlet's hub.
         t0 = time.monotonic()
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertLess(time.monotonic() - t0, 4.0)
         self.assertEqual(self.marker_lines(), ["cleanup"])
         self.assertEqual(fc.acked, fc.dispatch_count)

@@ -39,7 +39,7 @@ class ExamplePackTests(WrapperTestCase):
         fc = self.run_example("sample_sensor.py", "SampleSensor", config=DEFAULT_CONFIG)
         self.assertTrue(fc.wait_for(lambda: fc.acked >= 1, 10), fc.stderr_text)
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertEqual(len(fc.dispatches), 1)  # quiet: one event per 5 s
 
     def test_sample_polling_sensor(self):
@@ -47,7 +47,7 @@ class ExamplePackTests(WrapperTestCase):
                               config=DEFAULT_CONFIG, poll_interval=5)
         self.assertTrue(fc.wait_for(lambda: fc.acked >= 1, 10), fc.stderr_text)
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertEqual(len(fc.dispatches), 1)
         d = fc.dispatches[0]
         self.assertEqual(d["trigger"], "examples.poll_event")
@@ -105,4 +105,4 @@ class ExamplePackTests(WrapperTestCase):
         self.assertEqual([d["payload"]["line"] for d in fc.dispatches[4:]], ["still watched"])
 
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)

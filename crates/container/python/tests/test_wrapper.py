@@ -177,7 +177,7 @@ class StopTests(WrapperTestCase):
         self.assertTrue(fc.wait_for(lambda: fc.acked >= 1))
         t0 = time.monotonic()
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertLess(time.monotonic() - t0, 5.0)
         self.assertEqual(self.marker_lines(), ["cleanup"])
 
@@ -185,7 +185,7 @@ class StopTests(WrapperTestCase):
         fc = self.start(PASSIVE_SLEEPER, "Sleeper")
         self.assertTrue(fc.wait_ready(), fc.stderr_text)
         fc.notify("shutdown", {"reason": "test"})
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertEqual(self.marker_lines(), ["cleanup"])
 
     def test_shutdown_and_sigterm_together_clean_up_once(self):
@@ -193,14 +193,14 @@ class StopTests(WrapperTestCase):
         self.assertTrue(fc.wait_ready(), fc.stderr_text)
         fc.notify("shutdown", {"reason": "container stopping"})
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertEqual(self.marker_lines(), ["cleanup"])
 
     def test_eof_on_the_pipe_runs_cleanup_and_exits(self):
         fc = self.start(PASSIVE_SLEEPER, "Sleeper")
         self.assertTrue(fc.wait_ready(), fc.stderr_text)
         fc._sock.shutdown(2)
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertEqual(self.marker_lines(), ["cleanup"])
 
     def test_stop_when_run_swallows_the_interrupt(self):
@@ -259,7 +259,7 @@ class StopTests(WrapperTestCase):
         fc = self.start(src, "Busy")
         self.assertTrue(fc.wait_for(lambda: fc.acked >= 20000, 20), fc.stderr_text)
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertEqual(self.marker_lines(), ["cleanup"])
         self.assertEqual(fc.errors, [], "a frame was corrupted")
         self.assertEqual(fc.acked, fc.dispatch_count)
@@ -318,7 +318,7 @@ class StopTests(WrapperTestCase):
                                                 for m in fc.messages), 10), fc.stderr_text)
         t0 = time.monotonic()
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertLess(time.monotonic() - t0, 0.9)
         self.assertNotIn("did not stop within", fc.stderr_text)
         self.assertEqual(self.marker_lines(), ["cleanup"])
@@ -597,7 +597,7 @@ class ConstructionTests(WrapperTestCase):
         self.assertEqual(payload["attr"], 7)
         self.assertLess(payload["delay"], 2.0, "the first poll must not wait for the interval")
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertEqual(len(fc.dispatches), 1)
 
     def test_polling_sensor_without_poll_interval_parameter(self):
@@ -622,7 +622,7 @@ class ConstructionTests(WrapperTestCase):
         self.assertTrue(fc.wait_for(lambda: fc.acked >= 1, 10), fc.stderr_text)
         self.assertEqual(fc.dispatches[0]["payload"], {"interval": 9})
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
 
     def test_passive_sensor_ignores_poll_interval(self):
         src = '''
@@ -665,7 +665,7 @@ class ConstructionTests(WrapperTestCase):
         self.assertTrue(fc.wait_for(lambda: fc.acked >= 1, 10), fc.stderr_text)
         self.assertEqual(fc.dispatches[0]["payload"], {"interval": 11})
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
 
     def test_class_not_deriving_from_sensor_is_accepted(self):
         src = '''
@@ -868,7 +868,7 @@ class TriggerTests(WrapperTestCase):
         upd = [d["payload"] for d in fc.dispatches if d["payload"]["event"] == "update"][0]
         self.assertEqual(upd["parameters"], {"file_path": "/tmp/c"})
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertNotIn(("remove", "tests.never-added"), self.events(fc))
 
     def test_trigger_add_before_setup_returns(self):
@@ -937,7 +937,7 @@ class TriggerTests(WrapperTestCase):
         self.assertTrue(fc.wait_for(lambda: fc.acked >= 1, 10), fc.stderr_text)
         self.assertTrue(any("bad trigger tests.x" in m for m in fc.log_messages("error")))
         fc.terminate()
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
 
 
 class SignalSafetyTests(WrapperTestCase):
@@ -963,5 +963,5 @@ class SignalSafetyTests(WrapperTestCase):
                                                 for m in fc.messages), 10))
         time.sleep(0.3)
         os.killpg(fc.proc.pid, signal.SIGTERM)
-        self.assertExit(fc, 0, timeout=5)
+        self.assertExit(fc, 0)
         self.assertEqual(self.marker_lines(), ["cleanup"])
