@@ -1,255 +1,287 @@
-//! `sc-bench`: measures the container's dispatch path beside the physical
-//! limits it is built on, all in one run on this machine.
+//! `sc-bench`: measures the sensor container beside the limits it is built
+//! on, all in one run on this machine, and prints a markdown table.
 //!
 //! ```text
-//! cargo run --release -p sc-bench -- [--events N] [--python python3]
+//! cargo run --release -p sc-bench -- [--events N] [--quick] [--python PATH] [--no-build]
 //! ```
 //!
-//! Rows:
-//! - raw pipe: a Python child writes N dispatch-sized frames to fd 3
-//!   (batched writes), the container side reads and parses them;
-//! - sled: insert N instance-sized records, flush every 1000;
-//! - Python sensor: one real StackStorm-style sensor in the real container
-//!   dispatching N small payloads, counted once every ack (= durable) is in.
+//! The container rows run the real release binaries (`sensorcontainer`,
+//! `sensorctl` next to this program in `target/release`; built first when
+//! run through cargo) on a generated `bench` pack in a temp dir. See
+//! docs/BENCHMARKS.md for what each row measures and the results.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Instant;
+mod limits;
+mod live;
+mod rows;
+mod stats;
+mod table;
+
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use protocol::{Frame, FrameReader, Incoming};
-use tokio::io::BufReader;
 
-const PAYLOAD_FRAME: &str = r#"{"jsonrpc":"2.0","id":123456,"method":"dispatch","params":{"trigger":"bench.event","payload":{"n":123456,"source":"bench"}}}"#;
+use rows::throughput::Mode;
+use stats::{median, Summary};
+use table::{int, mib, ms, Better, Row};
 
 struct Args {
     events: u64,
     python: String,
+    quick: bool,
+    no_build: bool,
 }
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
-        events: 200_000,
+        events: 0,
         python: "python3".into(),
+        quick: false,
+        no_build: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--events" => args.events = it.next().context("--events needs a number")?.parse()?,
             "--python" => args.python = it.next().context("--python needs a path")?,
+            "--quick" => args.quick = true,
+            "--no-build" => args.no_build = true,
             "-h" | "--help" => {
-                println!("usage: sc-bench [--events N (default 200000)] [--python PATH (default python3)]");
+                println!(
+                    "usage: sc-bench [--events N] [--quick] [--python PATH] [--no-build]\n\n\
+                     --events N   events per throughput row (default 200000, 50000 with --quick)\n\
+                     --quick      fewer events, samples and repetitions (about a third of the time)\n\
+                     --python     interpreter for the sensors and the baselines (default python3)\n\
+                     --no-build   do not run `cargo build --release -p sc-cli` first"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument '{other}' (see --help)"),
         }
+    }
+    if args.events == 0 {
+        args.events = if args.quick { 50_000 } else { 200_000 };
     }
     Ok(args)
 }
 
 fn main() -> Result<()> {
     let args = parse_args()?;
+    let started = Instant::now();
+    let bins = live::Bins::locate(args.no_build)?;
+    let python = container::runtime::resolve_python(&args.python)?;
+    let q = args.quick;
+    let n = args.events;
+    let latency_samples = if q { 5_000 } else { 20_000 };
+    let startup_runs = if q { 1 } else { 3 };
+    let crashes = if q { 5 } else { 20 };
+    let many_secs = (n as f64 / 40_000.0).clamp(1.0, 10.0);
+    eprintln!(
+        "sc-bench: {n} events per throughput row, python {}, binaries in {}, {} CPUs",
+        python.display(),
+        bins.container.parent().unwrap().display(),
+        std::thread::available_parallelism().map(|p| p.get()).unwrap_or(0)
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let python = container::runtime::resolve_python(&args.python)?;
-    eprintln!(
-        "sc-bench: {} events per row, python {}",
-        args.events,
-        python.display()
+
+    let mut out: Vec<Row> = vec![];
+
+    // --- limits -------------------------------------------------------------
+    eprintln!("limits:");
+    let sled_rate = limits::sled_limit(n)?;
+    let pipe_rate = rt.block_on(limits::raw_pipe(&python, n))?;
+    let echo = limits::echo_latency(&python, latency_samples)?;
+    let echo_py = limits::echo_latency_python_client(&python, latency_samples)?;
+    eprintln!("  python echo client: p50 {:.1} µs, p99 {:.1} µs", echo_py.p50, echo_py.p99);
+    // Warm up, then the median of a few runs.
+    limits::bare_python_parallel(&python, 100)?;
+    let bare100 = median(
+        (0..startup_runs.max(3))
+            .map(|_| limits::bare_python_parallel(&python, 100).map(|d| d.as_secs_f64()))
+            .collect::<Result<Vec<_>>>()?,
+    );
+    eprintln!("  100 × python -c pass in parallel: {}", ms(bare100));
+    let bare1 = median(
+        (0..11)
+            .map(|_| limits::bare_python_once(&python).map(|d| d.as_secs_f64()))
+            .collect::<Result<Vec<_>>>()?,
+    );
+    eprintln!("  1 × python -c pass: {}", ms(bare1));
+    let bare_rss = limits::bare_python_rss(&python)?;
+    eprintln!("  idle bare python RSS: {}", mib(bare_rss));
+
+    out.push(Row::new(
+        format!("raw one-way pipe, Python → Rust, {} B frames, parsed", limits::PAYLOAD_FRAME.len()),
+        format!("{} msg/s", int(pipe_rate)),
+    ));
+    out.push(Row::new(
+        "sled insert + flush per 1000 (300 B values)",
+        format!("{} /s", int(sled_rate)),
+    ));
+
+    // --- one Python sensor --------------------------------------------------
+    eprintln!("1 Python sensor, {n} dispatches:");
+    let (_, one) = rows::throughput::python_sensors(&bins, 1, Mode::Count(n))?;
+    let r1 = one[0].n as f64 / (one[0].t1 - one[0].t0);
+    eprintln!("  {r1:.0}/s");
+    let limit = pipe_rate.min(sled_rate);
+    out.push(
+        Row::new(
+            format!("1 Python sensor → durable trigger instances ({n} dispatches)"),
+            format!("{} /s", int(r1)),
+        )
+        .limit(
+            format!("min(raw pipe, sled) = {} /s", int(limit)),
+            r1 / limit,
+            Better::Higher,
+        )
+        .target("≥ 30,000 /s", r1 >= 30_000.0),
     );
 
-    let sled_rate = sled_limit(args.events)?;
-    let pipe_rate = rt.block_on(raw_pipe(&python, args.events))?;
-    let sensor_rate = rt.block_on(python_sensor(&args.python, args.events))?;
+    // --- ten Python sensors ------------------------------------------------------
+    eprintln!("10 Python sensors for {many_secs:.1} s:");
+    let (go, many) = rows::throughput::python_sensors(
+        &bins,
+        10,
+        Mode::For(Duration::from_secs_f64(many_secs)),
+    )?;
+    let total: u64 = many.iter().map(|r| r.n).sum();
+    let end = many.iter().map(|r| r.t1).fold(0.0, f64::max);
+    let agg = total as f64 / (end - go);
+    let rates: Vec<f64> = many.iter().map(|r| r.n as f64 / (r.t1 - go)).collect();
+    let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+    let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let fairness = min / mean;
+    eprintln!("  aggregate {agg:.0}/s, per sensor {:?}, fairness {fairness:.2}", rates.iter().map(|r| r.round() as u64).collect::<Vec<_>>());
+    out.push(
+        Row::new(
+            format!("10 Python sensors at once → durable, aggregate ({total} in {:.1} s)", end - go),
+            format!("{} /s", int(agg)),
+        )
+        .limit(format!("sled = {} /s", int(sled_rate)), agg / sled_rate, Better::Higher),
+    );
+    out.push(
+        Row::new(
+            "10 Python sensors: fairness = slowest sensor's rate / mean rate",
+            format!("{fairness:.2} (min {} /s, mean {} /s)", int(min), int(mean)),
+        )
+        .limit("1.00 (equal shares)", fairness, Better::Higher),
+    );
+
+    // --- latency --------------------------------------------------------------
+    eprintln!("kv.get round trips from Python ({latency_samples}):");
+    let (call, get_value) = rows::latency::kv_get(&bins, latency_samples)?;
+    eprintln!(
+        "  _client.call: p50 {:.1} p99 {:.1} p99.9 {:.1} µs; get_value p50 {:.1} p99 {:.1}",
+        call.p50, call.p99, call.p999, get_value.p50, get_value.p99
+    );
+    let lat = |s: &Summary| format!("{:.0} / {:.0} / {:.0} µs", s.p50, s.p99, s.p999);
+    out.push(Row::new(
+        format!("raw socketpair echo, Rust ⇄ Python echo peer, {} B, p50 / p99 / p99.9", limits::KV_GET_FRAME.len() + 1),
+        lat(&echo),
+    ));
+    out.push(
+        Row::new(
+            "sync call `kv.get` from Python (shim `_client.call`) → container, p50 / p99 / p99.9",
+            lat(&call),
+        )
+        .limit(
+            format!("raw echo p99 = {:.0} µs", echo.p99),
+            call.p99 / echo.p99,
+            Better::Lower,
+        )
+        .target("p99 ≤ 2× echo p99", call.p99 <= 2.0 * echo.p99),
+    );
+    out.push(
+        Row::new(
+            "same through `sensor_service.get_value`, p50 / p99 / p99.9",
+            lat(&get_value),
+        )
+        .limit(
+            format!("raw echo p99 = {:.0} µs", echo.p99),
+            get_value.p99 / echo.p99,
+            Better::Lower,
+        ),
+    );
+    out.push(Row::new(
+        "(diagnostic) echo the other way: Python client (plain socket) ⇄ Rust echo thread, p50 / p99 / p99.9",
+        lat(&echo_py),
+    ));
+
+    // --- start-up and memory -------------------------------------------------------
+    eprintln!("100 Python sensors: start-up ({startup_runs} runs after a warm-up) and memory:");
+    let st = rows::startup::hundred_sensors(&bins, 100, startup_runs)?;
+    let up = median(st.runs.clone());
+    eprintln!(
+        "  start to all setup() done: {:?} s; container RSS {}, sensor RSS median {} max {}",
+        st.runs,
+        mib(st.container_rss),
+        mib(st.sensor_rss_median),
+        mib(st.sensor_rss_max)
+    );
+    out.push(
+        Row::new(
+            "`sensorcontainer` start → all 100 Python sensors' `setup()` done (median)",
+            ms(up),
+        )
+        .limit(
+            format!("100 × `python3 -c pass` in parallel = {}", ms(bare100)),
+            up / bare100,
+            Better::Lower,
+        )
+        .target("≤ 1.5× bare", up <= 1.5 * bare100),
+    );
+    out.push(
+        Row::new("container RSS with 100 sensors running", mib(st.container_rss))
+            .target("≤ 40 MB", st.container_rss as f64 <= 40e6),
+    );
+    out.push(
+        Row::new(
+            "idle Python sensor process RSS (median of 100)",
+            format!("{} (max {})", mib(st.sensor_rss_median), mib(st.sensor_rss_max)),
+        )
+        .limit(
+            format!("idle bare `python3` = {}", mib(bare_rss)),
+            st.sensor_rss_median as f64 / bare_rss as f64,
+            Better::Lower,
+        )
+        .target("≤ 2× bare", st.sensor_rss_median <= 2 * bare_rss),
+    );
+
+    // --- restart ------------------------------------------------------------------
+    eprintln!("restart latency ({crashes} crashes, zero backoff):");
+    let rl = Summary::of(rows::startup::restart_latency(&bins, crashes)?);
+    eprintln!("  p50 {} max {}", ms(rl.p50), ms(rl.max));
+    out.push(
+        Row::new(
+            format!("restart: sensor crash → replacement's `setup()` done, zero backoff (median of {crashes}, max)"),
+            format!("{} (max {})", ms(rl.p50), ms(rl.max)),
+        )
+        .limit(
+            format!("one `python3 -c pass` = {}", ms(bare1)),
+            rl.p50 / bare1,
+            Better::Lower,
+        ),
+    );
+
+    // --- Rust SDK sensor ----------------------------------------------------------------
+    out.push(
+        Row::new(
+            "Rust SDK sensor → durable trigger instances",
+            "TODO: not measured",
+        )
+        .limit(format!("sled = {} /s", int(sled_rate)), f64::NAN, Better::Higher),
+    );
 
     println!();
-    println!("| measurement | rate (msg/s) | limit it is measured against | ratio |");
-    println!("|---|---:|---|---:|");
+    table::print(&out);
+    println!();
     println!(
-        "| raw one-way pipe, Python → container (frame {} B, parsed) | {:.0} | — | — |",
-        PAYLOAD_FRAME.len(),
-        pipe_rate
-    );
-    println!(
-        "| sled insert + flush per 1000 | {:.0} | — | — |",
-        sled_rate
-    );
-    let limit = pipe_rate.min(sled_rate);
-    println!(
-        "| Python sensor → durable trigger instances | {:.0} | min(pipe, sled) = {:.0} | {:.0}% |",
-        sensor_rate,
-        limit,
-        100.0 * sensor_rate / limit
+        "sc-bench: {} CPUs, python {}, total {:.0} s",
+        std::thread::available_parallelism().map(|p| p.get()).unwrap_or(0),
+        python.display(),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// sled's own batched insert + flush rate with instance-sized values.
-fn sled_limit(n: u64) -> Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let db = sled::Config::new()
-        .path(dir.path())
-        .cache_capacity(64 << 20)
-        .open()?;
-    let tree = db.open_tree("bench")?;
-    let value = vec![b'x'; 300];
-    let start = Instant::now();
-    for i in 0..n {
-        tree.insert(i.to_be_bytes(), value.as_slice())?;
-        if i % 1000 == 999 {
-            db.flush()?;
-        }
-    }
-    db.flush()?;
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    eprintln!("sled: {rate:.0}/s");
-    Ok(rate)
-}
-
-/// The raw pipe: Python writes frames as fast as it can (1000 per write),
-/// we read and parse them through the same reader the container uses.
-async fn raw_pipe(python: &Path, n: u64) -> Result<f64> {
-    let script = format!(
-        r#"
-import json, os
-fd = int(os.environ["SENSOR_RPC_FD"])
-n = {n}
-batch = []
-for i in range(n):
-    batch.append(json.dumps({{"jsonrpc": "2.0", "id": i, "method": "dispatch", "params": {{"trigger": "bench.event", "payload": {{"n": i, "source": "bench"}}}}}}, separators=(",", ":")))
-    if len(batch) == 1000:
-        data = ("\n".join(batch) + "\n").encode()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        batch = []
-if batch:
-    os.write(fd, ("\n".join(batch) + "\n").encode())
-"#
-    );
-    let spec = container::spawn::SpawnSpec {
-        sensor_ref: "bench.pipe".into(),
-        program: python.to_path_buf(),
-        args: vec!["-c".into(), script.into()],
-        env: vec![],
-        cwd: None,
-    };
-    let status = Arc::new(container::status::SensorStatus::default());
-    let mut spawned = container::spawn::spawn(&spec, status)?;
-    let mut reader = FrameReader::new(
-        BufReader::with_capacity(64 * 1024, spawned.conn),
-        protocol::DEFAULT_MAX_FRAME_BYTES,
-    );
-    let mut count = 0u64;
-    let mut start = None;
-    while let Some(frame) = reader.next_frame().await? {
-        start.get_or_insert_with(Instant::now);
-        if let Frame::Line(line) = frame {
-            if Incoming::parse(&line).is_ok() {
-                count += 1;
-            }
-        }
-    }
-    let elapsed = start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
-    spawned.child.wait().await?;
-    if count != n {
-        bail!("raw pipe: read {count} frames, expected {n}");
-    }
-    let rate = n as f64 / elapsed;
-    eprintln!("raw pipe: {rate:.0}/s");
-    Ok(rate)
-}
-
-const BENCH_SENSOR: &str = r#"
-import os
-import time
-
-from st2reactor.sensor.base import Sensor
-
-
-class BenchSensor(Sensor):
-    def setup(self):
-        pass
-
-    def run(self):
-        n = int(os.environ["BENCH_EVENTS"])
-        dispatch = self.sensor_service.dispatch
-        start = time.perf_counter()
-        for i in range(n):
-            dispatch("bench.event", {"n": i, "source": "bench"})
-        # Every ack in = every instance durable.
-        self.sensor_service._client.wait_acks(600)
-        elapsed = time.perf_counter() - start
-        with open(os.environ["BENCH_RESULT"], "w") as f:
-            f.write("%d %.6f\n" % (n, elapsed))
-
-    def cleanup(self):
-        pass
-
-    def add_trigger(self, trigger):
-        pass
-
-    def update_trigger(self, trigger):
-        pass
-
-    def remove_trigger(self, trigger):
-        pass
-"#;
-
-/// One Python sensor in the real container, single-sensor mode.
-async fn python_sensor(python: &str, n: u64) -> Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let pack = dir.path().join("packs/bench");
-    std::fs::create_dir_all(pack.join("sensors"))?;
-    std::fs::write(
-        pack.join("pack.yaml"),
-        "name: bench\ndescription: bench\nversion: 1.0.0\nauthor: bench\n",
-    )?;
-    std::fs::write(pack.join("sensors/bench.py"), BENCH_SENSOR)?;
-    std::fs::write(
-        pack.join("sensors/bench.yaml"),
-        "class_name: BenchSensor\nentry_point: bench.py\ntrigger_types:\n  - name: event\n    payload_schema:\n      type: object\n      properties:\n        n: {type: integer, required: true}\n        source: {type: string}\n",
-    )?;
-    let data = dir.path().join("data");
-    let store = Arc::new(store::Store::open(&data, &store::StoreOptions::default())?);
-    let report = content::load_packs(&content::LoadOptions {
-        packs_paths: vec![dir.path().join("packs")],
-        configs_dir: dir.path().join("configs"),
-    });
-    if let Some(e) = report.errors.first() {
-        bail!("bench pack: {e}");
-    }
-    store::registrar::register(
-        &store.registry,
-        &report,
-        store::registrar::RegisterWhat::all(),
-    )?;
-    let result = dir.path().join("result");
-    // The sensor reads these from its environment (inherited).
-    std::env::set_var("BENCH_EVENTS", n.to_string());
-    std::env::set_var("BENCH_RESULT", &result);
-    let mut settings = container::ContainerSettings::new(data.clone());
-    settings.python_binary = python.into();
-    let c = container::Container::new(
-        settings,
-        store.clone(),
-        container::Selection::One("bench.BenchSensor".into()),
-        true,
-    )?;
-    let code = c.run(std::future::pending()).await?;
-    if code != 0 {
-        bail!("bench sensor exited {code}");
-    }
-    let text = std::fs::read_to_string(&result).context("bench sensor wrote no result")?;
-    let mut parts = text.split_whitespace();
-    let count: u64 = parts.next().context("count")?.parse()?;
-    let secs: f64 = parts.next().context("seconds")?.parse()?;
-    let stored = store.instances.len() as u64;
-    if stored < count {
-        bail!("only {stored} instances stored of {count} acknowledged");
-    }
-    let rate = count as f64 / secs;
-    eprintln!("python sensor: {rate:.0}/s ({count} in {secs:.2}s, {stored} stored)");
-    Ok(rate)
 }
