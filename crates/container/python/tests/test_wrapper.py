@@ -320,8 +320,10 @@ class StopTests(WrapperTestCase):
         t0 = time.monotonic()
         fc.terminate()
         self.assertExit(fc, 0)
-        self.assertLess(time.monotonic() - t0, 0.9)
+        # Interrupted at once, not rescued by the watchdog (the stderr check
+        # says which); the time bound only rules out a hang.
         self.assertNotIn("did not stop within", fc.stderr_text)
+        self.assertLess(time.monotonic() - t0, 4.0)
         self.assertEqual(self.marker_lines(), ["cleanup"])
 
     def test_run_returning_exits_0_and_calls_cleanup(self):
