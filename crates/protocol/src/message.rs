@@ -73,7 +73,8 @@ pub struct Response {
     pub jsonrpc: String,
     /// `null` when the request could not be parsed far enough to know its id.
     pub id: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `Some(Null)` for a `"result": null` success; `None` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub result: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RpcError>,
@@ -131,6 +132,14 @@ impl Incoming {
     /// Parse one frame (without its newline). The error is the response to
     /// send back (with `id: null`, or the request's id when it was readable).
     pub fn parse(line: &[u8]) -> Result<Incoming, Response> {
+        // Fast path: one pass straight into the fields (no intermediate
+        // `Value` tree to walk and clone); anything unusual falls back to
+        // the careful path below, which produces the precise error.
+        if let Ok(env) = serde_json::from_slice::<Envelope>(line) {
+            if let Some(msg) = env.classify() {
+                return Ok(msg);
+            }
+        }
         let value: Value = serde_json::from_slice(line).map_err(|e| {
             Response::err(
                 Value::Null,
@@ -203,6 +212,47 @@ impl Incoming {
     }
 }
 
+/// Every field a message may have, for the one-pass parse. `id` is
+/// `Some(Null)` when present as `null` and `None` when absent.
+#[derive(Deserialize)]
+struct Envelope {
+    jsonrpc: String,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    method: Option<String>,
+    #[serde(default)]
+    params: Value,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Value>,
+    error: Option<RpcError>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl Envelope {
+    /// The message, when it is an ordinary well-formed one.
+    fn classify(self) -> Option<Incoming> {
+        if self.jsonrpc != "2.0" || !(self.params.is_object() || self.params.is_array() || self.params.is_null()) {
+            return None;
+        }
+        let id_ok = |id: &Value| id.is_string() || id.is_number() || id.is_null();
+        match (self.method, self.id) {
+            (Some(method), Some(id)) if id_ok(&id) => {
+                Some(Incoming::Request(Request { jsonrpc: self.jsonrpc, id, method, params: self.params }))
+            }
+            (Some(method), None) => {
+                Some(Incoming::Notification(Notification { jsonrpc: self.jsonrpc, method, params: self.params }))
+            }
+            (None, Some(id)) if id_ok(&id) && (self.result.is_some() || self.error.is_some()) => {
+                Some(Incoming::Response(Response { jsonrpc: self.jsonrpc, id, result: self.result, error: self.error }))
+            }
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +290,27 @@ mod tests {
         let e =
             Incoming::parse(br#"{"jsonrpc":"2.0","id":7,"method":"x","params":3}"#).unwrap_err();
         assert_eq!(e.error.unwrap().code, codes::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn fast_and_careful_paths_agree() {
+        for line in [
+            &br#"{"jsonrpc":"2.0","id":null,"method":"m"}"#[..],
+            br#"{"jsonrpc":"2.0","method":"m","params":[1]}"#,
+            br#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#,
+            br#"{"jsonrpc":"2.0","id":3,"result":null}"#,
+        ] {
+            let fast = Incoming::parse(line).unwrap();
+            let careful = Incoming::from_value(serde_json::from_slice(line).unwrap()).unwrap();
+            assert_eq!(fast, careful, "{}", String::from_utf8_lossy(line));
+        }
+        // A request with a null id is a request, not a notification.
+        assert!(matches!(Incoming::parse(br#"{"jsonrpc":"2.0","id":null,"method":"m"}"#), Ok(Incoming::Request(_))));
+        // Oddities still get the careful path's error.
+        assert_eq!(
+            Incoming::parse(br#"{"jsonrpc":"2.0","id":{},"method":"m"}"#).unwrap_err().error.unwrap().code,
+            codes::INVALID_REQUEST
+        );
     }
 
     #[test]
