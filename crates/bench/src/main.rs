@@ -2,7 +2,7 @@
 //! on, all in one run on this machine, and prints a markdown table.
 //!
 //! ```text
-//! cargo run --release -p sc-bench -- [--events N] [--quick] [--python PATH] [--no-build]
+//! cargo run --release -p sc-bench -- [--events N] [--quick] [--python PATH] [--no-build] [--only ROWS]
 //! ```
 //!
 //! The container rows run the real release binaries (`sensorcontainer`,
@@ -29,6 +29,7 @@ struct Args {
     python: String,
     quick: bool,
     no_build: bool,
+    only: Option<Vec<String>>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -37,6 +38,7 @@ fn parse_args() -> Result<Args> {
         python: "python3".into(),
         quick: false,
         no_build: false,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -45,13 +47,19 @@ fn parse_args() -> Result<Args> {
             "--python" => args.python = it.next().context("--python needs a path")?,
             "--quick" => args.quick = true,
             "--no-build" => args.no_build = true,
+            "--only" => {
+                let v = it.next().context("--only needs a list")?;
+                args.only = Some(v.split(',').map(str::to_string).collect());
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: sc-bench [--events N] [--quick] [--python PATH] [--no-build]\n\n\
+                    "usage: sc-bench [--events N] [--quick] [--python PATH] [--no-build] [--only ROWS]\n\n\
                      --events N   events per throughput row (default 200000, 50000 with --quick)\n\
                      --quick      fewer events, samples and repetitions (about a third of the time)\n\
                      --python     interpreter for the sensors and the baselines (default python3)\n\
-                     --no-build   do not run `cargo build --release -p sc-cli` first"
+                     --no-build   do not run `cargo build --release -p sc-cli -p sc-bench --bins` first\n\
+                     --only ROWS  comma-separated subset of python1,rust,python10,latency,startup,restart\n\
+                     \x20            (the limits are always measured)"
                 );
                 std::process::exit(0);
             }
@@ -79,29 +87,45 @@ fn main() -> Result<()> {
         "sc-bench: {n} events per throughput row, python {}, binaries in {}, {} CPUs",
         python.display(),
         bins.container.parent().unwrap().display(),
-        std::thread::available_parallelism().map(|p| p.get()).unwrap_or(0)
+        std::thread::available_parallelism()
+            .map(|p| p.get())
+            .unwrap_or(0)
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
 
+    let want = |row: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|r| r == row))
+    };
     let mut out: Vec<Row> = vec![];
 
     // --- limits -------------------------------------------------------------
     eprintln!("limits:");
     let sled_rate = limits::sled_limit(n)?;
     let pipe_rate = rt.block_on(limits::raw_pipe(&python, n))?;
+    let disp_rate = limits::dispatcher_inprocess(n)?;
     let echo = limits::echo_latency(&python, latency_samples)?;
     let echo_py = limits::echo_latency_python_client(&python, latency_samples)?;
-    eprintln!("  python echo client: p50 {:.1} µs, p99 {:.1} µs", echo_py.p50, echo_py.p99);
+    eprintln!(
+        "  python echo client: p50 {:.1} µs, p99 {:.1} µs",
+        echo_py.p50, echo_py.p99
+    );
     // Warm up, then the median of a few runs.
     limits::bare_python_parallel(&python, 100)?;
-    let bare100 = median(
-        (0..startup_runs.max(3))
-            .map(|_| limits::bare_python_parallel(&python, 100).map(|d| d.as_secs_f64()))
-            .collect::<Result<Vec<_>>>()?,
+    let bare_runs = (0..startup_runs.max(3))
+        .map(|_| limits::bare_python_parallel(&python, 100))
+        .collect::<Result<Vec<_>>>()?;
+    let bare100 = median(bare_runs.iter().map(|r| r.0.as_secs_f64()).collect());
+    let bare100_cpu = median(bare_runs.iter().map(|r| r.1).collect());
+    eprintln!(
+        "  100 × python -c pass in parallel: {} (CPU {:.2} s, {:.1} ms each)",
+        ms(bare100),
+        bare100_cpu,
+        bare100_cpu * 10.0
     );
-    eprintln!("  100 × python -c pass in parallel: {}", ms(bare100));
     let bare1 = median(
         (0..11)
             .map(|_| limits::bare_python_once(&python).map(|d| d.as_secs_f64()))
@@ -112,174 +136,295 @@ fn main() -> Result<()> {
     eprintln!("  idle bare python RSS: {}", mib(bare_rss));
 
     out.push(Row::new(
-        format!("raw one-way pipe, Python → Rust, {} B frames, parsed", limits::PAYLOAD_FRAME.len()),
+        format!(
+            "raw one-way pipe, Python → Rust, {} B frames, parsed",
+            limits::PAYLOAD_FRAME.len()
+        ),
         format!("{} msg/s", int(pipe_rate)),
     ));
     out.push(Row::new(
         "sled insert + flush per 1000 (300 B values)",
         format!("{} /s", int(sled_rate)),
     ));
+    out.push(
+        Row::new(
+            "(diagnostic) container dispatch path in-process, one thread: parse frame + validate + append, durable per 1000",
+            format!("{} /s", int(disp_rate)),
+        )
+        .limit(format!("sled = {} /s", int(sled_rate)), disp_rate / sled_rate, Better::Higher),
+    );
 
     // --- one Python sensor --------------------------------------------------
-    eprintln!("1 Python sensor, {n} dispatches:");
-    let (_, one) = rows::throughput::python_sensors(&bins, 1, Mode::Count(n))?;
-    let r1 = one[0].n as f64 / (one[0].t1 - one[0].t0);
-    eprintln!("  {r1:.0}/s");
-    let limit = pipe_rate.min(sled_rate);
-    out.push(
-        Row::new(
-            format!("1 Python sensor → durable trigger instances ({n} dispatches)"),
-            format!("{} /s", int(r1)),
-        )
-        .limit(
-            format!("min(raw pipe, sled) = {} /s", int(limit)),
-            r1 / limit,
-            Better::Higher,
-        )
-        .target("≥ 30,000 /s", r1 >= 30_000.0),
-    );
-
-    // --- ten Python sensors ------------------------------------------------------
-    eprintln!("10 Python sensors for {many_secs:.1} s:");
-    let (go, many) = rows::throughput::python_sensors(
-        &bins,
-        10,
-        Mode::For(Duration::from_secs_f64(many_secs)),
-    )?;
-    let total: u64 = many.iter().map(|r| r.n).sum();
-    let end = many.iter().map(|r| r.t1).fold(0.0, f64::max);
-    let agg = total as f64 / (end - go);
-    let rates: Vec<f64> = many.iter().map(|r| r.n as f64 / (r.t1 - go)).collect();
-    let mean = rates.iter().sum::<f64>() / rates.len() as f64;
-    let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
-    let fairness = min / mean;
-    eprintln!("  aggregate {agg:.0}/s, per sensor {:?}, fairness {fairness:.2}", rates.iter().map(|r| r.round() as u64).collect::<Vec<_>>());
-    out.push(
-        Row::new(
-            format!("10 Python sensors at once → durable, aggregate ({total} in {:.1} s)", end - go),
-            format!("{} /s", int(agg)),
-        )
-        .limit(format!("sled = {} /s", int(sled_rate)), agg / sled_rate, Better::Higher),
-    );
-    out.push(
-        Row::new(
-            "10 Python sensors: fairness = slowest sensor's rate / mean rate",
-            format!("{fairness:.2} (min {} /s, mean {} /s)", int(min), int(mean)),
-        )
-        .limit("1.00 (equal shares)", fairness, Better::Higher),
-    );
-
-    // --- latency --------------------------------------------------------------
-    eprintln!("kv.get round trips from Python ({latency_samples}):");
-    let (call, get_value) = rows::latency::kv_get(&bins, latency_samples)?;
-    eprintln!(
-        "  _client.call: p50 {:.1} p99 {:.1} p99.9 {:.1} µs; get_value p50 {:.1} p99 {:.1}",
-        call.p50, call.p99, call.p999, get_value.p50, get_value.p99
-    );
-    let lat = |s: &Summary| format!("{:.0} / {:.0} / {:.0} µs", s.p50, s.p99, s.p999);
-    out.push(Row::new(
-        format!("raw socketpair echo, Rust ⇄ Python echo peer, {} B, p50 / p99 / p99.9", limits::KV_GET_FRAME.len() + 1),
-        lat(&echo),
-    ));
-    out.push(
-        Row::new(
-            "sync call `kv.get` from Python (shim `_client.call`) → container, p50 / p99 / p99.9",
-            lat(&call),
-        )
-        .limit(
-            format!("raw echo p99 = {:.0} µs", echo.p99),
-            call.p99 / echo.p99,
-            Better::Lower,
-        )
-        .target("p99 ≤ 2× echo p99", call.p99 <= 2.0 * echo.p99),
-    );
-    out.push(
-        Row::new(
-            "same through `sensor_service.get_value`, p50 / p99 / p99.9",
-            lat(&get_value),
-        )
-        .limit(
-            format!("raw echo p99 = {:.0} µs", echo.p99),
-            get_value.p99 / echo.p99,
-            Better::Lower,
-        ),
-    );
-    out.push(Row::new(
-        "(diagnostic) echo the other way: Python client (plain socket) ⇄ Rust echo thread, p50 / p99 / p99.9",
-        lat(&echo_py),
-    ));
-
-    // --- start-up and memory -------------------------------------------------------
-    eprintln!("100 Python sensors: start-up ({startup_runs} runs after a warm-up) and memory:");
-    let st = rows::startup::hundred_sensors(&bins, 100, startup_runs)?;
-    let up = median(st.runs.clone());
-    eprintln!(
-        "  start to all setup() done: {:?} s; container RSS {}, sensor RSS median {} max {}",
-        st.runs,
-        mib(st.container_rss),
-        mib(st.sensor_rss_median),
-        mib(st.sensor_rss_max)
-    );
-    out.push(
-        Row::new(
-            "`sensorcontainer` start → all 100 Python sensors' `setup()` done (median)",
-            ms(up),
-        )
-        .limit(
-            format!("100 × `python3 -c pass` in parallel = {}", ms(bare100)),
-            up / bare100,
-            Better::Lower,
-        )
-        .target("≤ 1.5× bare", up <= 1.5 * bare100),
-    );
-    out.push(
-        Row::new("container RSS with 100 sensors running", mib(st.container_rss))
-            .target("≤ 40 MB", st.container_rss as f64 <= 40e6),
-    );
-    out.push(
-        Row::new(
-            "idle Python sensor process RSS (median of 100)",
-            format!("{} (max {})", mib(st.sensor_rss_median), mib(st.sensor_rss_max)),
-        )
-        .limit(
-            format!("idle bare `python3` = {}", mib(bare_rss)),
-            st.sensor_rss_median as f64 / bare_rss as f64,
-            Better::Lower,
-        )
-        .target("≤ 2× bare", st.sensor_rss_median <= 2 * bare_rss),
-    );
-
-    // --- restart ------------------------------------------------------------------
-    eprintln!("restart latency ({crashes} crashes, zero backoff):");
-    let rl = Summary::of(rows::startup::restart_latency(&bins, crashes)?);
-    eprintln!("  p50 {} max {}", ms(rl.p50), ms(rl.max));
-    out.push(
-        Row::new(
-            format!("restart: sensor crash → replacement's `setup()` done, zero backoff (median of {crashes}, max)"),
-            format!("{} (max {})", ms(rl.p50), ms(rl.max)),
-        )
-        .limit(
-            format!("one `python3 -c pass` = {}", ms(bare1)),
-            rl.p50 / bare1,
-            Better::Lower,
-        ),
-    );
+    if want("python1") {
+        eprintln!("1 Python sensor, {n} dispatches:");
+        let one = rows::throughput::python_sensors(&bins, 1, Mode::Count(n))?;
+        let s1 = one.sensors[0];
+        let r1 = s1.n as f64 / (s1.t1 - s1.t0);
+        eprintln!(
+            "  {r1:.0}/s; CPU per dispatch: sensor {:.1} µs, container {:.1} µs (over {:.2} s: sensor {:.0}%, container {:.0}% of one core)",
+            1e6 * s1.cpu / s1.n as f64,
+            1e6 * one.container_cpu / s1.n as f64,
+            s1.t1 - s1.t0,
+            100.0 * s1.cpu / (s1.t1 - s1.t0),
+            100.0 * one.container_cpu / (s1.t1 - s1.t0)
+        );
+        let limit = pipe_rate.min(sled_rate);
+        out.push(
+            Row::new(
+                format!("1 Python sensor → durable trigger instances ({n} dispatches)"),
+                format!("{} /s", int(r1)),
+            )
+            .limit(
+                format!("min(raw pipe, sled) = {} /s", int(limit)),
+                r1 / limit,
+                Better::Higher,
+            )
+            .target("≥ 30,000 /s", r1 >= 30_000.0),
+        );
+    }
 
     // --- Rust SDK sensor ----------------------------------------------------------------
-    out.push(
-        Row::new(
-            "Rust SDK sensor → durable trigger instances",
-            "TODO: not measured",
-        )
-        .limit(format!("sled = {} /s", int(sled_rate)), f64::NAN, Better::Higher),
-    );
+    if want("rust") {
+        eprintln!("1 Rust SDK sensor, {n} dispatches:");
+        let rs = rows::throughput::rust_sensor(&bins, n)?;
+        let s = rs.sensors[0];
+        let rr = s.n as f64 / (s.t1 - s.t0);
+        eprintln!(
+            "  {rr:.0}/s; CPU per dispatch: sensor {:.1} µs, container {:.1} µs (over {:.2} s: sensor {:.0}%, container {:.0}% of one core)",
+            1e6 * s.cpu / s.n as f64,
+            1e6 * rs.container_cpu / s.n as f64,
+            s.t1 - s.t0,
+            100.0 * s.cpu / (s.t1 - s.t0),
+            100.0 * rs.container_cpu / (s.t1 - s.t0)
+        );
+        out.push(
+            Row::new(
+                format!("1 Rust SDK sensor (`runner_type: exec`) → durable trigger instances ({n} dispatches)"),
+                format!("{} /s", int(rr)),
+            )
+            .limit(format!("sled = {} /s", int(sled_rate)), rr / sled_rate, Better::Higher)
+            .target(
+                "≥ 100,000 /s and ≥ 70% of sled",
+                rr >= 100_000.0 && rr >= 0.7 * sled_rate,
+            ),
+        );
+    }
+
+    // --- ten Python sensors ------------------------------------------------------
+    if want("python10") {
+        eprintln!("10 Python sensors for {many_secs:.1} s:");
+        let run = rows::throughput::python_sensors(
+            &bins,
+            10,
+            Mode::For(Duration::from_secs_f64(many_secs)),
+        )?;
+        let (go, many) = (run.go, &run.sensors);
+        let total: u64 = many.iter().map(|r| r.n).sum();
+        let end = many.iter().map(|r| r.t1).fold(0.0, f64::max);
+        let agg = total as f64 / (end - go);
+        let rates: Vec<f64> = many.iter().map(|r| r.n as f64 / (r.t1 - go)).collect();
+        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+        let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+        let fairness = min / mean;
+        let sensors_cpu: f64 = many.iter().map(|r| r.cpu).sum();
+        eprintln!(
+            "  aggregate {agg:.0}/s, per sensor {:?}, fairness {fairness:.2}; CPU per dispatch: sensors {:.1} µs, container {:.1} µs; {:.2} of 2 cores busy",
+            rates.iter().map(|r| r.round() as u64).collect::<Vec<_>>(),
+            1e6 * sensors_cpu / total as f64,
+            1e6 * run.container_cpu / total as f64,
+            (sensors_cpu + run.container_cpu) / (end - go)
+        );
+        out.push(
+            Row::new(
+                format!(
+                    "10 Python sensors at once → durable, aggregate ({total} in {:.1} s)",
+                    end - go
+                ),
+                format!("{} /s", int(agg)),
+            )
+            .limit(
+                format!("sled = {} /s", int(sled_rate)),
+                agg / sled_rate,
+                Better::Higher,
+            ),
+        );
+        out.push(
+            Row::new(
+                "10 Python sensors: fairness = slowest sensor's rate / mean rate",
+                format!("{fairness:.2} (min {} /s, mean {} /s)", int(min), int(mean)),
+            )
+            .limit("1.00 (equal shares)", fairness, Better::Higher),
+        );
+    }
+
+    // --- latency --------------------------------------------------------------
+    if want("latency") {
+        eprintln!("kv.get round trips from Python ({latency_samples}):");
+        let (call, get_value) = rows::latency::kv_get(&bins, latency_samples)?;
+        let plain = rows::latency::kv_get_plain(&bins, &python, latency_samples)?;
+        let stub = rows::latency::kv_get_shim_stub(&python, latency_samples)?;
+        let echo_after = limits::echo_latency(&python, latency_samples)?;
+        eprintln!(
+            "  _client.call: p50 {:.1} p99 {:.1} p99.9 {:.1} µs; get_value p50 {:.1} p99 {:.1}",
+            call.p50, call.p99, call.p999, get_value.p50, get_value.p99
+        );
+        let lat = |s: &Summary| format!("{:.0} / {:.0} / {:.0} µs", s.p50, s.p99, s.p999);
+        out.push(Row::new(
+            format!(
+                "raw socketpair echo, Rust ⇄ Python echo peer, {} B, p50 / p99 / p99.9",
+                limits::KV_GET_FRAME.len() + 1
+            ),
+            lat(&echo),
+        ));
+        out.push(
+            Row::new(
+                "sync call `kv.get` from Python (shim `_client.call`) → container, p50 / p99 / p99.9",
+                lat(&call),
+            )
+            .limit(
+                format!("raw echo p99 = {:.0} µs", echo.p99),
+                call.p99 / echo.p99,
+                Better::Lower,
+            )
+            .target("p99 ≤ 2× echo p99", call.p99 <= 2.0 * echo.p99),
+        );
+        out.push(
+            Row::new(
+                "same through `sensor_service.get_value`, p50 / p99 / p99.9",
+                lat(&get_value),
+            )
+            .limit(
+                format!("raw echo p99 = {:.0} µs", echo.p99),
+                get_value.p99 / echo.p99,
+                Better::Lower,
+            ),
+        );
+        out.push(Row::new(
+            "(diagnostic) echo the other way: Python client (plain socket) ⇄ Rust echo thread, p50 / p99 / p99.9",
+            lat(&echo_py),
+        ));
+        out.push(Row::new(
+            "(diagnostic) raw echo again, right after the `kv.get` rows, p50 / p99 / p99.9",
+            lat(&echo_after),
+        ));
+        out.push(
+            Row::new(
+                "(diagnostic) `kv.get` from a plain-socket Python sensor (no shim, `runner_type: exec`) → container",
+                lat(&plain),
+            )
+            .limit(
+                format!("raw echo p99 = {:.0} µs", echo.p99),
+                plain.p99 / echo.p99,
+                Better::Lower,
+            ),
+        );
+        out.push(
+            Row::new(
+                "(diagnostic) `kv.get` through the shim's `_client.call` → stub responder thread (no container)",
+                lat(&stub),
+            )
+            .limit(
+                format!("raw echo p99 = {:.0} µs", echo.p99),
+                stub.p99 / echo.p99,
+                Better::Lower,
+            ),
+        );
+    }
+
+    // --- start-up and memory -------------------------------------------------------
+    if want("startup") {
+        eprintln!("100 Python sensors: start-up ({startup_runs} runs after a warm-up) and memory:");
+        let st = rows::startup::hundred_sensors(&bins, 100, startup_runs)?;
+        let up = median(st.runs.clone());
+        eprintln!(
+            "  start to all setup() done: {:?} s; container RSS {}, sensor RSS median {} max {}",
+            st.runs,
+            mib(st.container_rss),
+            mib(st.sensor_rss_median),
+            mib(st.sensor_rss_max)
+        );
+        eprintln!(
+            "  CPU until all up (last run): sensors {:.2} s ({:.1} ms each), container {:.2} s; bare python {:.1} ms each",
+            st.sensors_cpu,
+            st.sensors_cpu * 10.0,
+            st.container_cpu,
+            bare100_cpu * 10.0
+        );
+        eprintln!(
+            "  sensor processes started from {} to {} after the container",
+            ms(st.first_spawn),
+            ms(st.last_spawn)
+        );
+        out.push(
+            Row::new(
+                "`sensorcontainer` start → all 100 Python sensors' `setup()` done (median)",
+                ms(up),
+            )
+            .limit(
+                format!("100 × `python3 -c pass` in parallel = {}", ms(bare100)),
+                up / bare100,
+                Better::Lower,
+            )
+            .target("≤ 1.5× bare", up <= 1.5 * bare100),
+        );
+        out.push(
+            Row::new(
+                "container RSS with 100 sensors running",
+                mib(st.container_rss),
+            )
+            .target("≤ 40 MB", st.container_rss as f64 <= 40e6),
+        );
+        out.push(
+            Row::new(
+                "idle Python sensor process RSS (median of 100)",
+                format!(
+                    "{} (max {})",
+                    mib(st.sensor_rss_median),
+                    mib(st.sensor_rss_max)
+                ),
+            )
+            .limit(
+                format!("idle bare `python3` = {}", mib(bare_rss)),
+                st.sensor_rss_median as f64 / bare_rss as f64,
+                Better::Lower,
+            )
+            .target("≤ 2× bare", st.sensor_rss_median <= 2 * bare_rss),
+        );
+    }
+
+    // --- restart ------------------------------------------------------------------
+    if want("restart") {
+        eprintln!("restart latency ({crashes} crashes, zero backoff):");
+        let (rl, rl_cpu) = rows::startup::restart_latency(&bins, crashes)?;
+        let rl = Summary::of(rl);
+        let rl_cpu = median(rl_cpu);
+        eprintln!(
+            "  p50 {} max {}; the replacement's own CPU until setup() done: median {}",
+            ms(rl.p50),
+            ms(rl.max),
+            ms(rl_cpu)
+        );
+        out.push(
+            Row::new(
+                format!("restart: sensor crash → replacement's `setup()` done, zero backoff (median of {crashes}, max)"),
+                format!("{} (max {})", ms(rl.p50), ms(rl.max)),
+            )
+            .limit(
+                format!("one `python3 -c pass` = {}", ms(bare1)),
+                rl.p50 / bare1,
+                Better::Lower,
+            ),
+        );
+    }
 
     println!();
     table::print(&out);
     println!();
     println!(
         "sc-bench: {} CPUs, python {}, total {:.0} s",
-        std::thread::available_parallelism().map(|p| p.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|p| p.get())
+            .unwrap_or(0),
         python.display(),
         started.elapsed().as_secs_f64()
     );
