@@ -120,3 +120,24 @@ pub fn virtualenv_python(data_dir: &Path, pack: &str) -> Option<PathBuf> {
 
 /// Written last by the virtualenv setup: a venv without it is incomplete.
 pub const VIRTUALENV_READY: &str = ".sensorcontainer-ready";
+
+/// Compile the runtime's modules once for `python`, so no sensor start pays
+/// for it: sensors run with `PYTHONDONTWRITEBYTECODE=1` (pack directories
+/// stay clean, and the stdlib's own caches are used) and would otherwise
+/// recompile the shim every time. Best effort: a failure only costs speed.
+pub fn precompile(runtime_dir: &Path, python: &Path) {
+    let stamp = runtime_dir.join(format!(".compiled-{:x}", Md5::digest(python.as_os_str().as_encoded_bytes())));
+    if stamp.exists() {
+        return;
+    }
+    let ok = Command::new(python)
+        .args(["-m", "compileall", "-q"])
+        .arg(runtime_dir)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        let _ = std::fs::write(&stamp, b"");
+    } else {
+        tracing::warn!("could not precompile the Python runtime in {}", runtime_dir.display());
+    }
+}

@@ -138,6 +138,9 @@ impl Container {
         let runtime_dir = runtime::install(&settings.data_dir)?;
         let data_dir = settings.data_dir.clone();
         let python = runtime::resolve_python(&settings.python_binary).map_err(|e| e.to_string());
+        if let Ok(p) = &python {
+            runtime::precompile(&runtime_dir, p);
+        }
         if let Err(e) = &python {
             tracing::error!("{e}; Python sensors cannot start");
         }
