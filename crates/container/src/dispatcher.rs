@@ -68,6 +68,21 @@ impl Dispatcher {
         sensor: Option<&str>,
         params: DispatchParams,
     ) -> Result<Accepted, RpcError> {
+        let instance = self.prepare(sensor, params)?;
+        let ticket = self.log.append(&instance).map_err(storage_error)?;
+        Ok(Accepted {
+            id: instance.id,
+            ticket,
+        })
+    }
+
+    /// Resolve the trigger, validate the payload and build the instance,
+    /// without storing it (the caller appends, possibly in a batch).
+    pub fn prepare(
+        &self,
+        sensor: Option<&str>,
+        params: DispatchParams,
+    ) -> Result<TriggerInstance, RpcError> {
         let payload = match params.payload {
             Value::Null => json!({}),
             p @ Value::Object(_) => p,
@@ -122,17 +137,16 @@ impl Dispatcher {
             }
             instance.trace_context = Some(ctx);
         }
-        let ticket = self.log.append(&instance).map_err(|e| {
-            RpcError::new(
-                codes::STORAGE_ERROR,
-                format!("could not store the trigger instance: {e}"),
-            )
-        })?;
-        Ok(Accepted {
-            id: instance.id,
-            ticket,
-        })
+        Ok(instance)
     }
+}
+
+/// The reply when the trigger-instance log refuses a write.
+pub fn storage_error(e: store::StoreError) -> RpcError {
+    RpcError::new(
+        codes::STORAGE_ERROR,
+        format!("could not store the trigger instance: {e}"),
+    )
 }
 
 fn type_name(v: &Value) -> &'static str {

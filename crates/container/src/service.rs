@@ -15,7 +15,7 @@ use std::sync::Arc;
 use protocol::message::to_frame;
 use protocol::{codes, Frame, FrameReader, Incoming, Notification, Response, RpcError};
 use serde_json::{json, Value};
-use store::Ticket;
+use store::{Ticket, TriggerInstance};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
@@ -30,6 +30,8 @@ use store::StoreError;
 /// Replies waiting to be written; bounded so a sensor that never reads its
 /// replies is slowed down rather than growing our memory.
 const OUTBOX_CAPACITY: usize = 4096;
+/// Most dispatches stored in one sled batch.
+const MAX_BATCH: usize = 256;
 /// Largest write batch.
 const WRITE_BATCH: usize = 256 * 1024;
 
@@ -120,6 +122,7 @@ pub fn serve(
         status,
         outbox: tx,
         last_write: Ticket(0),
+        batch: Vec::new(),
         handle: handle.clone(),
     };
     let writer = tokio::spawn(write_loop(wr, rx, deps.clone(), ctx.sensor_ref.clone()));
@@ -138,6 +141,9 @@ struct Reader {
     /// The ticket of this sensor's latest write (dispatch or kv change):
     /// every later reply waits for it.
     last_write: Ticket,
+    /// Validated dispatches not stored yet, with their request ids
+    /// (`None` for a dispatch sent as a notification).
+    batch: Vec<(Option<Value>, TriggerInstance)>,
     handle: ConnectionHandle,
 }
 
@@ -160,7 +166,39 @@ impl Reader {
                 }
             };
             match frame {
+                Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {}
+                Frame::Line(line) => match Incoming::parse(&line) {
+                    // Successful dispatches are collected and stored in one
+                    // sled batch; anything else first stores what was
+                    // collected, so replies keep the order of the requests.
+                    Ok(Incoming::Request(req)) if req.method == "dispatch" => {
+                        match self.prepare(req.params) {
+                            Ok(instance) => self.batch.push((Some(req.id), instance)),
+                            Err(err) => {
+                                self.store_batch().await;
+                                let ticket = self.last_write;
+                                self.send(Outbound::Reply {
+                                    ticket,
+                                    id: req.id,
+                                    result: Err(err),
+                                })
+                                .await;
+                            }
+                        }
+                    }
+                    Ok(Incoming::Notification(n)) if n.method == "dispatch" => {
+                        // A rejected notification is only logged (in prepare).
+                        if let Ok(instance) = self.prepare(n.params) {
+                            self.batch.push((None, instance));
+                        }
+                    }
+                    other => {
+                        self.store_batch().await;
+                        self.handle_message(other).await;
+                    }
+                },
                 Frame::TooLarge { len } => {
+                    self.store_batch().await;
                     tracing::warn!(sensor = %self.ctx.sensor_ref, "rejected a {len}-byte frame (limit {max_frame} bytes)");
                     let err = RpcError::new(
                         codes::FRAME_TOO_LARGE,
@@ -170,31 +208,82 @@ impl Reader {
                     self.send(Outbound::Frame(Response::err(Value::Null, err).to_frame()))
                         .await;
                 }
-                Frame::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {}
-                Frame::Line(line) => match Incoming::parse(&line) {
-                    Err(resp) => {
-                        tracing::warn!(sensor = %self.ctx.sensor_ref, "bad frame from sensor: {}", resp.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""));
-                        self.send(Outbound::Frame(resp.to_frame())).await;
-                    }
-                    Ok(Incoming::Request(req)) => {
-                        let result = self.handle(&req.method, req.params).await;
-                        let ticket = self.last_write;
-                        self.send(Outbound::Reply {
-                            ticket,
-                            id: req.id,
-                            result,
-                        })
-                        .await;
-                    }
-                    Ok(Incoming::Notification(n)) => {
-                        // Errors of notifications are only logged (in handle).
-                        let _ = self.handle(&n.method, n.params).await;
-                    }
-                    Ok(Incoming::Response(_)) => {
-                        // We never send requests; a stray response is ignored.
-                    }
-                },
             }
+            // Store now unless more frames are already here to join the
+            // batch: batching never waits for the sensor.
+            if !frames.has_buffered_frame() || self.batch.len() >= MAX_BATCH {
+                self.store_batch().await;
+            }
+        }
+        self.store_batch().await;
+    }
+
+    /// Handle a message that is not a dispatch (or a bad frame).
+    async fn handle_message(&mut self, msg: Result<Incoming, Response>) {
+        match msg {
+            Err(resp) => {
+                tracing::warn!(sensor = %self.ctx.sensor_ref, "bad frame from sensor: {}", resp.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""));
+                self.send(Outbound::Frame(resp.to_frame())).await;
+            }
+            Ok(Incoming::Request(req)) => {
+                let result = self.handle(&req.method, req.params).await;
+                let ticket = self.last_write;
+                self.send(Outbound::Reply {
+                    ticket,
+                    id: req.id,
+                    result,
+                })
+                .await;
+            }
+            Ok(Incoming::Notification(n)) => {
+                // Errors of notifications are only logged (in handle).
+                let _ = self.handle(&n.method, n.params).await;
+            }
+            Ok(Incoming::Response(_)) => {
+                // We never send requests; a stray response is ignored.
+            }
+        }
+    }
+
+    /// Store the collected dispatches in one batch and queue their replies,
+    /// all waiting on the batch's ticket.
+    async fn store_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let stored = self
+            .deps
+            .dispatcher
+            .log()
+            .append_batch(batch.iter().map(|(_, i)| i));
+        match &stored {
+            Ok(ticket) => {
+                self.last_write = *ticket;
+                self.status
+                    .dispatched
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(sensor = %self.ctx.sensor_ref, "could not store {} trigger instances: {e}", batch.len())
+            }
+        }
+        for (id, instance) in batch {
+            // Off by default (50k+/s would flood the log); the README's
+            // demo turns it on with `--log-level info,trigger_instance=debug`.
+            tracing::debug!(target: "trigger_instance", sensor = %self.ctx.sensor_ref, trigger = %instance.trigger, id = %instance.id, "trigger instance stored");
+            let Some(id) = id else { continue };
+            let (ticket, result) = match &stored {
+                Ok(ticket) => (*ticket, Ok(json!({"id": instance.id}))),
+                Err(e) => (
+                    self.last_write,
+                    Err(RpcError::new(
+                        codes::STORAGE_ERROR,
+                        format!("could not store the trigger instance: {e}"),
+                    )),
+                ),
+            };
+            self.send(Outbound::Reply { ticket, id, result }).await;
         }
     }
 
@@ -204,7 +293,11 @@ impl Reader {
 
     async fn handle(&mut self, method: &str, params: Value) -> Result<Value, RpcError> {
         match method {
-            "dispatch" => self.dispatch(params),
+            // Dispatches are batched by the read loop and never get here.
+            "dispatch" => Err(RpcError::new(
+                codes::INTERNAL_ERROR,
+                "dispatch outside the read loop",
+            )),
             "init" => {
                 self.handle.initialized.store(true, Ordering::Release);
                 Ok(self.init_result())
@@ -232,7 +325,8 @@ impl Reader {
         }
     }
 
-    fn dispatch(&mut self, params: Value) -> Result<Value, RpcError> {
+    /// Parse and validate one dispatch; rejections are logged and counted.
+    fn prepare(&mut self, params: Value) -> Result<TriggerInstance, RpcError> {
         let sensor = self.ctx.sensor_ref.as_str();
         let params: DispatchParams = serde_json::from_value(params).map_err(|e| {
             let err = RpcError::new(codes::INVALID_PARAMS, format!("dispatch params: {e}"));
@@ -240,25 +334,12 @@ impl Reader {
             err
         })?;
         let trigger = params.trigger.clone();
-        match self.deps.dispatcher.dispatch(Some(sensor), params) {
-            Ok(accepted) => {
-                // Off by default (50k+/s would flood the log); the README's
-                // demo turns it on with `--log-level info,trigger_instance=debug`.
-                tracing::debug!(target: "trigger_instance", sensor, trigger = %trigger, id = %accepted.id, "trigger instance stored");
-                self.last_write = accepted.ticket;
-                self.status.dispatched.fetch_add(1, Ordering::Relaxed);
-                Ok(json!({"id": accepted.id}))
+        self.deps.dispatcher.prepare(Some(sensor), params).inspect_err(|err| {
+            if err.code == codes::VALIDATION_FAILED {
+                self.status.validation_failures.fetch_add(1, Ordering::Relaxed);
             }
-            Err(err) => {
-                if err.code == codes::VALIDATION_FAILED {
-                    self.status
-                        .validation_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                tracing::warn!(sensor, trigger = %trigger, code = err.code, "dispatch rejected: {}", err.message);
-                Err(err)
-            }
-        }
+            tracing::warn!(sensor, trigger = %trigger, code = err.code, "dispatch rejected: {}", err.message);
+        })
     }
 
     async fn kv(&mut self, method: &str, params: Value) -> Result<Value, RpcError> {

@@ -72,6 +72,14 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
     }
 }
 
+impl<R: tokio::io::AsyncRead> FrameReader<tokio::io::BufReader<R>> {
+    /// Whether another complete frame is already buffered, i.e. the next
+    /// [`FrameReader::next_frame`] returns without waiting for the peer.
+    pub fn has_buffered_frame(&self) -> bool {
+        memchr(self.inner.buffer()).is_some()
+    }
+}
+
 fn memchr(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|b| *b == b'\n')
 }
