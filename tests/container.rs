@@ -334,7 +334,11 @@ fn a_sensor_ignoring_sigterm_is_killed_after_the_grace_period() {
     let status = c.terminate(Duration::from_secs(15));
     assert!(status.success(), "{}", c.log());
     // The contract: container shutdown takes at most grace + 1 s.
-    assert!(started.elapsed() < Duration::from_secs(2), "shutdown took {:?} (grace 1 s)", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shutdown took {:?} (grace 1 s)",
+        started.elapsed()
+    );
     assert!(
         c.log().contains("did not exit within the grace period"),
         "{}",

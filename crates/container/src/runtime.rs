@@ -126,7 +126,10 @@ pub const VIRTUALENV_READY: &str = ".sensorcontainer-ready";
 /// stay clean, and the stdlib's own caches are used) and would otherwise
 /// recompile the shim every time. Best effort: a failure only costs speed.
 pub fn precompile(runtime_dir: &Path, python: &Path) {
-    let stamp = runtime_dir.join(format!(".compiled-{:x}", Md5::digest(python.as_os_str().as_encoded_bytes())));
+    let stamp = runtime_dir.join(format!(
+        ".compiled-{:x}",
+        Md5::digest(python.as_os_str().as_encoded_bytes())
+    ));
     if stamp.exists() {
         return;
     }
@@ -138,6 +141,9 @@ pub fn precompile(runtime_dir: &Path, python: &Path) {
     if ok {
         let _ = std::fs::write(&stamp, b"");
     } else {
-        tracing::warn!("could not precompile the Python runtime in {}", runtime_dir.display());
+        tracing::warn!(
+            "could not precompile the Python runtime in {}",
+            runtime_dir.display()
+        );
     }
 }

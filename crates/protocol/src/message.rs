@@ -74,7 +74,11 @@ pub struct Response {
     /// `null` when the request could not be parsed far enough to know its id.
     pub id: Value,
     /// `Some(Null)` for a `"result": null` success; `None` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub result: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RpcError>,
@@ -234,19 +238,31 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 impl Envelope {
     /// The message, when it is an ordinary well-formed one.
     fn classify(self) -> Option<Incoming> {
-        if self.jsonrpc != "2.0" || !(self.params.is_object() || self.params.is_array() || self.params.is_null()) {
+        if self.jsonrpc != "2.0"
+            || !(self.params.is_object() || self.params.is_array() || self.params.is_null())
+        {
             return None;
         }
         let id_ok = |id: &Value| id.is_string() || id.is_number() || id.is_null();
         match (self.method, self.id) {
-            (Some(method), Some(id)) if id_ok(&id) => {
-                Some(Incoming::Request(Request { jsonrpc: self.jsonrpc, id, method, params: self.params }))
-            }
-            (Some(method), None) => {
-                Some(Incoming::Notification(Notification { jsonrpc: self.jsonrpc, method, params: self.params }))
-            }
+            (Some(method), Some(id)) if id_ok(&id) => Some(Incoming::Request(Request {
+                jsonrpc: self.jsonrpc,
+                id,
+                method,
+                params: self.params,
+            })),
+            (Some(method), None) => Some(Incoming::Notification(Notification {
+                jsonrpc: self.jsonrpc,
+                method,
+                params: self.params,
+            })),
             (None, Some(id)) if id_ok(&id) && (self.result.is_some() || self.error.is_some()) => {
-                Some(Incoming::Response(Response { jsonrpc: self.jsonrpc, id, result: self.result, error: self.error }))
+                Some(Incoming::Response(Response {
+                    jsonrpc: self.jsonrpc,
+                    id,
+                    result: self.result,
+                    error: self.error,
+                }))
             }
             _ => None,
         }
@@ -305,10 +321,17 @@ mod tests {
             assert_eq!(fast, careful, "{}", String::from_utf8_lossy(line));
         }
         // A request with a null id is a request, not a notification.
-        assert!(matches!(Incoming::parse(br#"{"jsonrpc":"2.0","id":null,"method":"m"}"#), Ok(Incoming::Request(_))));
+        assert!(matches!(
+            Incoming::parse(br#"{"jsonrpc":"2.0","id":null,"method":"m"}"#),
+            Ok(Incoming::Request(_))
+        ));
         // Oddities still get the careful path's error.
         assert_eq!(
-            Incoming::parse(br#"{"jsonrpc":"2.0","id":{},"method":"m"}"#).unwrap_err().error.unwrap().code,
+            Incoming::parse(br#"{"jsonrpc":"2.0","id":{},"method":"m"}"#)
+                .unwrap_err()
+                .error
+                .unwrap()
+                .code,
             codes::INVALID_REQUEST
         );
     }

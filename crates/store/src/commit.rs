@@ -197,7 +197,10 @@ fn flusher(shared: Arc<Shared>, db: sled::Db) {
         // one step (50 µs) longer.
         let started = Instant::now();
         let mut seen = shared.issued.load(Ordering::SeqCst);
-        while seen - flushed_upto < GATHER_BATCH && started.elapsed() < GATHER_MAX && !lock(&shared.wake).stop {
+        while seen - flushed_upto < GATHER_BATCH
+            && started.elapsed() < GATHER_MAX
+            && !lock(&shared.wake).stop
+        {
             std::thread::sleep(GATHER_STEP);
             let now = shared.issued.load(Ordering::SeqCst);
             if now == seen {
