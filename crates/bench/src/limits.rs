@@ -326,8 +326,7 @@ pub fn dispatcher_inprocess(n: u64) -> Result<f64> {
         &report,
         store::registrar::RegisterWhat::all(),
     )?;
-    let catalog = container::catalog::Catalog::load(&store.registry)?;
-    let dispatcher = container::dispatcher::Dispatcher::new(catalog, store.instances.clone());
+    let dispatcher = container::dispatcher::Dispatcher::open(&store)?;
     let frames: Vec<Vec<u8>> = (0..1000u64)
         .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"dispatch","params":{{"trigger":"bench.event","payload":{{"n":{i},"source":"bench"}}}}}}"#).into_bytes())
         .collect();

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use container::catalog::Catalog;
 use container::dispatcher::Dispatcher;
 use container::kv::KvService;
 use container::status::StatusSnapshot;
@@ -18,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use store::datastore::{KeyValue, Scope};
 use store::registrar::RegisterWhat;
-use store::{CryptoKey, InstanceFilter, SensorRecord, Store, StoreError};
+use store::{InstanceFilter, SensorRecord, Store, StoreError};
 
 use crate::config::Settings;
 use crate::reload::{self, ReloadMode};
@@ -259,15 +258,12 @@ fn scope(s: &Option<String>) -> Result<Scope, OpError> {
 impl Ops {
     /// Operations on the database alone (no container runs).
     pub fn local(store: Arc<Store>, settings: Settings) -> Result<Ops, OpError> {
-        let crypto = match &settings.container.encryption_key_path {
-            Some(p) => Some(Arc::new(CryptoKey::load(p).map_err(StoreError::from)?)),
-            None => None,
-        };
-        let dispatcher = Arc::new(Dispatcher::new(
-            Catalog::load(&store.registry)?,
-            store.instances.clone(),
-        ));
-        let kv = KvService::new(store.datastore.clone().with_crypto(crypto), dispatcher);
+        let dispatcher = Arc::new(Dispatcher::open(&store)?);
+        let kv = KvService::open(
+            &store,
+            dispatcher,
+            settings.container.encryption_key_path.as_deref(),
+        )?;
         Ok(Ops {
             store,
             settings,

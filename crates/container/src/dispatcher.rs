@@ -43,6 +43,15 @@ impl Dispatcher {
         }
     }
 
+    /// A dispatcher over a store's trigger-instance log, with the catalog
+    /// loaded from its registry.
+    pub fn open(store: &store::Store) -> Result<Dispatcher, store::StoreError> {
+        Ok(Dispatcher::new(
+            Catalog::load(&store.registry)?,
+            store.instances.clone(),
+        ))
+    }
+
     /// The current catalog snapshot.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog

@@ -36,6 +36,23 @@ impl KvService {
         }
     }
 
+    /// The store's datastore with the key file at `key_path` (if any):
+    /// what both the container and `sensorctl` use.
+    pub fn open(
+        store: &store::Store,
+        dispatcher: Arc<Dispatcher>,
+        key_path: Option<&std::path::Path>,
+    ) -> Result<KvService, StoreError> {
+        let crypto = match key_path {
+            Some(path) => Some(Arc::new(store::CryptoKey::load(path)?)),
+            None => None,
+        };
+        Ok(KvService::new(
+            store.datastore.clone().with_crypto(crypto),
+            dispatcher,
+        ))
+    }
+
     /// Set a key and emit create/update (+ value_change when the value changed).
     pub fn set(
         &self,

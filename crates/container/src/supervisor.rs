@@ -118,18 +118,12 @@ impl Container {
                 return Err(ContainerError::UnknownSensor(r.clone()));
             }
         }
-        let catalog = Catalog::load(&store.registry)?;
-        let dispatcher = Arc::new(Dispatcher::new(catalog, store.instances.clone()));
-        let crypto = match &settings.encryption_key_path {
-            Some(path) => Some(Arc::new(
-                store::CryptoKey::load(path).map_err(store::StoreError::from)?,
-            )),
-            None => None,
-        };
-        let kv = KvService::new(
-            store.datastore.clone().with_crypto(crypto),
+        let dispatcher = Arc::new(Dispatcher::open(&store)?);
+        let kv = KvService::open(
+            &store,
             dispatcher.clone(),
-        );
+            settings.encryption_key_path.as_deref(),
+        )?;
         let deps = Arc::new(ServiceDeps {
             dispatcher,
             kv,
@@ -169,19 +163,9 @@ impl Container {
             .collect()
     }
 
-    /// The dispatcher shared by every sensor.
-    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
-        &self.deps.dispatcher
-    }
-
     /// The datastore service (with the container's encryption key).
     pub fn kv(&self) -> &KvService {
         &self.deps.kv
-    }
-
-    /// Which sensors this container runs.
-    pub fn selection(&self) -> &Selection {
-        &self.selection
     }
 
     /// Run until `shutdown` resolves (or, in single sensor mode, until the
