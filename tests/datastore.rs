@@ -5,19 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::Env;
+use common::{stderr, stdout, Env};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 const SECRET: &str = "PLAINTEXT-SECRET-7f3a9c";
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn time_of(instance: &Value) -> time::OffsetDateTime {
     time::OffsetDateTime::parse(

@@ -6,16 +6,8 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::Env;
+use common::{stderr, stdout, Env};
 use serde_json::Value;
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn refs(list: &Value) -> Vec<String> {
     list.as_array()
