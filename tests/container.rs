@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{pid_alive, wait_until, Env};
+use common::{ndjson, pid_alive, wait_until, Env};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
@@ -177,16 +177,20 @@ fn runs_enabled_sensors_stores_valid_instances_and_stops_cleanly() {
     assert_all_dead(&spawned_pids(&env));
 
     // Filters.
-    let by_sensor = env.sensorctl_json(&[
-        "trigger-instance",
-        "list",
-        "--sensor",
-        "testpack.PollingCounter",
-        "--json",
-    ]);
-    assert_eq!(by_sensor.as_array().unwrap().len(), 5);
-    let limited = env.sensorctl_json(&["trigger-instance", "list", "--limit", "3", "--json"]);
-    assert_eq!(limited.as_array().unwrap().len(), 3);
+    let by_sensor = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--sensor",
+            "testpack.PollingCounter",
+            "--json",
+        ])
+        .stdout,
+    );
+    assert_eq!(by_sensor.len(), 5);
+    let limited = ndjson(&env.sensorctl(&["trigger-instance", "list", "--limit", "3", "--json"]).stdout);
+    assert_eq!(limited.len(), 3);
+    assert!(limited[0]["seq"].as_u64().unwrap() > limited[1]["seq"].as_u64().unwrap());
     let id = strict[0]["id"].as_str().unwrap();
     let got = env.sensorctl_json(&["trigger-instance", "get", id, "--json"]);
     assert_eq!(got, strict[0]);

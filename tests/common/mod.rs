@@ -188,12 +188,17 @@ impl Env {
         );
     }
 
-    /// Every stored trigger instance (newest first).
+    /// Every stored trigger instance (newest first), read from the
+    /// streamed NDJSON of `trigger-instance list --limit 0 --json`.
     pub fn instances(&self) -> Vec<Value> {
-        match self.sensorctl_json(&["trigger-instance", "list", "--limit", "1000000", "--json"]) {
-            Value::Array(v) => v,
-            other => panic!("expected a list, got {other}"),
-        }
+        let args = ["trigger-instance", "list", "--limit", "0", "--json"];
+        let out = self.sensorctl(&args);
+        assert!(
+            out.status.success(),
+            "sensorctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ndjson(&out.stdout)
     }
 
     /// Instances of one trigger (type) ref.
@@ -375,4 +380,13 @@ pub fn eventlet_python() -> Option<PathBuf> {
         return None;
     }
     ok(&python).then_some(python)
+}
+
+/// Parse NDJSON (one JSON value per line), panicking on a bad line.
+pub fn ndjson(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }

@@ -326,12 +326,16 @@ pub fn dispatcher_inprocess(n: u64) -> Result<f64> {
         &report,
         store::registrar::RegisterWhat::all(),
     )?;
-    let dispatcher = container::dispatcher::Dispatcher::open(&store)?;
+    let log: std::sync::Arc<dyn eventlog::EventLog> = std::sync::Arc::new(eventlog::Log::open(
+        &dir.path().join("data/log"),
+        eventlog::LogOptions::default(),
+    )?);
+    let dispatcher = container::dispatcher::Dispatcher::open(&store, log)?;
     let frames: Vec<Vec<u8>> = (0..1000u64)
         .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"dispatch","params":{{"trigger":"bench.event","payload":{{"n":{i},"source":"bench"}}}}}}"#).into_bytes())
         .collect();
     let start = Instant::now();
-    let mut last = store::Ticket(0);
+    let mut last = None;
     for i in 0..n {
         let Ok(Incoming::Request(req)) = Incoming::parse(&frames[(i % 1000) as usize]) else {
             bail!("bad frame");
@@ -340,12 +344,14 @@ pub fn dispatcher_inprocess(n: u64) -> Result<f64> {
         let accepted = dispatcher
             .dispatch(Some("bench.BenchSensor"), params)
             .map_err(|e| anyhow::anyhow!("dispatch: {}", e.message))?;
-        last = accepted.ticket;
         if i % 1000 == 999 {
-            store.instances.commit().wait_blocking(last)?;
+            accepted.completion.wait_blocking()?;
         }
+        last = Some(accepted.completion);
     }
-    store.instances.commit().wait_blocking(last)?;
+    if let Some(c) = last {
+        c.wait_blocking()?;
+    }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     eprintln!("  dispatcher in-process (parse + validate + append, durable per 1000): {rate:.0}/s");
     Ok(rate)

@@ -80,9 +80,82 @@ pub struct FileConfig {
     pub sensorcontainer: SensorContainerSection,
     #[serde(default)]
     pub keyvalue: KeyValueSection,
+    #[serde(default)]
+    pub log: LogSection,
 }
 
-/// The `keyvalue:` section (StackStorm's name for it).
+/// `log:` — the trigger-instance log (see conf/sensorcontainer.yaml).
+/// Sizes are bytes or strings such as "64MiB"; durations are seconds or
+/// strings such as "1h", "7d" (checked in [`log_options`], which names the
+/// key in its errors).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// Roll the active segment at this size (default 64MiB).
+    pub segment_bytes: Option<serde_yaml::Value>,
+    /// Roll the active segment when its first record is this old (default 1h).
+    pub segment_max_age: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub retention: RetentionSection,
+}
+
+/// `log.retention:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Delete closed segments whose newest record is older (default 7d).
+    pub max_age: Option<serde_yaml::Value>,
+    /// Keep the log at most this big (default 10GiB).
+    pub max_bytes: Option<serde_yaml::Value>,
+    /// `reject` (default) or `drop_oldest`.
+    pub on_full: Option<eventlog::OnFull>,
+}
+
+const SIZE_UNITS: &[(&str, u64)] = &[
+    ("TiB", 1 << 40),
+    ("GiB", 1 << 30),
+    ("MiB", 1 << 20),
+    ("KiB", 1 << 10),
+    ("TB", 1_000_000_000_000),
+    ("GB", 1_000_000_000),
+    ("MB", 1_000_000),
+    ("KB", 1_000),
+    ("B", 1),
+];
+const SPAN_UNITS: &[(&str, u64)] = &[("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+
+/// A size (`what` = "size") or duration in seconds from a number or a
+/// number with a unit; errors name `key`.
+fn with_unit(key: &str, v: &serde_yaml::Value, units: &[(&str, u64)], what: &str) -> Result<u64> {
+    if let Some(n) = v.as_u64() {
+        return Ok(n);
+    }
+    let bad = || anyhow::anyhow!("{key}: expected {what}, got {v:?}");
+    let s = v.as_str().ok_or_else(bad)?.trim();
+    for (unit, factor) in units {
+        if let Some(num) = s.strip_suffix(unit) {
+            let n: u64 = num.trim().parse().map_err(|_| bad())?;
+            return n.checked_mul(*factor).ok_or_else(bad);
+        }
+    }
+    s.parse().map_err(|_| bad())
+}
+
+fn size(key: &str, v: &Option<serde_yaml::Value>) -> Result<Option<u64>> {
+    v.as_ref()
+        .map(|v| with_unit(key, v, SIZE_UNITS, "a size in bytes (a number, or e.g. \"64MiB\", \"10GiB\")"))
+        .transpose()
+}
+
+fn span(key: &str, v: &Option<serde_yaml::Value>) -> Result<Option<Duration>> {
+    v.as_ref()
+        .map(|v| {
+            with_unit(key, v, SPAN_UNITS, "a duration (seconds, or e.g. \"30s\", \"1h\", \"7d\")")
+                .map(Duration::from_secs)
+        })
+        .transpose()
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyValueSection {
@@ -132,6 +205,8 @@ pub struct Settings {
     pub configs_dir: PathBuf,
     pub log_level: String,
     pub container: ContainerSettings,
+    /// The trigger-instance log (`log:`).
+    pub log: eventlog::LogOptions,
 }
 
 impl Settings {
@@ -214,6 +289,7 @@ impl Settings {
             configs_dir,
             log_level,
             container,
+            log: log_options(&file.log)?,
         })
     }
 
@@ -228,6 +304,36 @@ impl Settings {
 
 /// A restart section over `base` (the defaults, or the global policy for a
 /// per-sensor override). `key` names the section in errors.
+fn log_options(l: &LogSection) -> Result<eventlog::LogOptions> {
+    let mut o = eventlog::LogOptions::default();
+    if let Some(b) = size("log.segment_bytes", &l.segment_bytes)? {
+        anyhow::ensure!(b >= 4096, "log.segment_bytes: must be at least 4096, got {b}");
+        o.segment_bytes = b;
+    }
+    if let Some(d) = span("log.segment_max_age", &l.segment_max_age)? {
+        anyhow::ensure!(!d.is_zero(), "log.segment_max_age: must be at least 1 second");
+        o.segment_max_age = d;
+    }
+    let r = &l.retention;
+    if let Some(d) = span("log.retention.max_age", &r.max_age)? {
+        o.retention.max_age = d;
+    }
+    if let Some(b) = size("log.retention.max_bytes", &r.max_bytes)? {
+        o.retention.max_bytes = b;
+    }
+    if let Some(f) = r.on_full {
+        o.retention.on_full = f;
+    }
+    if o.retention.max_bytes < 2 * o.segment_bytes {
+        tracing::warn!(
+            "log.retention.max_bytes ({}) is under twice log.segment_bytes ({}): retention can only delete whole closed segments",
+            o.retention.max_bytes,
+            o.segment_bytes
+        );
+    }
+    Ok(o)
+}
+
 fn restart_policy(key: &str, r: &RestartSection, base: &RestartPolicy) -> Result<RestartPolicy> {
     let p = RestartPolicy {
         initial_delay: opt_seconds(
@@ -322,6 +428,30 @@ mod tests {
             s.container.policy_for("other.X").stop_grace,
             Duration::from_millis(2500)
         );
+    }
+
+    #[test]
+    fn log_section_takes_numbers_and_units() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "log:\n  segment_bytes: 1MiB\n  segment_max_age: 90\n  retention: {max_age: 2d, max_bytes: 5000000, on_full: drop_oldest}\n",
+        )
+        .unwrap();
+        let opts = GlobalOpts {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&opts).unwrap();
+        assert_eq!(s.log.segment_bytes, 1 << 20);
+        assert_eq!(s.log.segment_max_age, Duration::from_secs(90));
+        assert_eq!(s.log.retention.max_age, Duration::from_secs(2 * 86_400));
+        assert_eq!(s.log.retention.max_bytes, 5_000_000);
+        assert_eq!(s.log.retention.on_full, eventlog::OnFull::DropOldest);
+        std::fs::write(&file, "log:\n  retention:\n    max_bytes: lots\n").unwrap();
+        let err = format!("{:#}", Settings::resolve(&opts).unwrap_err());
+        assert!(err.contains("log.retention.max_bytes") && err.contains("lots"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! directory (`<data-dir>/control.sock`, mode 0600), served by the running
 //! container. One route, `POST /v1/<operation>` with the operation's JSON
 //! params as the body (see [`crate::ops`]); errors come back as
-//! `{"kind", "message"}` with a 4xx/5xx status.
+//! `{"kind", "message"}` with a 4xx/5xx status. Streaming operations
+//! (`trigger-instance.list`, `trigger-instance.tail`) answer
+//! `application/x-ndjson`: one JSON object per line as it is produced; an
+//! error after the stream started is a last line `{"error": {"kind",
+//! "message"}}`.
 //!
 //! sled lets one process open the database, so this is how `sensorctl`
 //! reaches it while a container runs:
@@ -78,10 +82,37 @@ async fn handle(
             }
         }
     };
+    if let Some(stream) = ops.stream(&op, params.clone()) {
+        return match stream {
+            Ok(rx) => ndjson(rx),
+            Err(e) => error_response(e),
+        };
+    }
     match ops.execute(&op, params).await {
         Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
         Err(e) => error_response(e),
     }
+}
+
+/// Content type of streaming answers.
+pub const NDJSON: &str = "application/x-ndjson";
+
+fn ndjson(rx: crate::ops::OpStream) -> Response {
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        let mut line = match item {
+            Ok(v) => serde_json::to_vec(&v),
+            Err(e) => serde_json::to_vec(&serde_json::json!({ "error": e })),
+        }
+        .unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), rx))
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, NDJSON)],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
 }
 
 fn error_response(e: OpError) -> Response {
@@ -95,6 +126,74 @@ fn error_response(e: OpError) -> Response {
 pub struct CallError {
     pub path: PathBuf,
     pub message: String,
+}
+
+/// Call a streaming operation: `each` gets every item as it arrives. The
+/// timeout covers connecting and the answer's start, not the stream.
+pub async fn call_stream(
+    path: &Path,
+    op: &str,
+    params: &Value,
+    timeout: Duration,
+    mut each: impl FnMut(Value) -> anyhow::Result<()>,
+) -> anyhow::Result<Result<(), OpError>> {
+    let fail = |message: String| CallError {
+        path: path.to_path_buf(),
+        message,
+    };
+    let start = async {
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        tokio::spawn(conn);
+        let body = serde_json::to_vec(params).map_err(|e| fail(e.to_string()))?;
+        let req = hyper::Request::post(format!("/v1/{op}"))
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| fail(e.to_string()))?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| fail(e.to_string()))
+    };
+    let resp = tokio::time::timeout(timeout, start)
+        .await
+        .map_err(|_| fail(format!("no answer within {timeout:?}")))??;
+    let status = resp.status();
+    let mut body = resp.into_body();
+    if !status.is_success() {
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .to_bytes();
+        return match serde_json::from_slice::<OpError>(&bytes) {
+            Ok(err) => Ok(Err(err)),
+            Err(_) => Err(fail(format!("{status}: {}", String::from_utf8_lossy(&bytes))).into()),
+        };
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| fail(format!("stream broke: {e}")))?;
+        let Some(data) = frame.data_ref() else { continue };
+        pending.extend_from_slice(data);
+        while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=nl).collect();
+            let v: Value = serde_json::from_slice(&line)
+                .map_err(|e| fail(format!("bad stream line: {e}")))?;
+            if let Some(err) = v.get("error") {
+                if let Ok(err) = serde_json::from_value::<OpError>(err.clone()) {
+                    return Ok(Err(err));
+                }
+            }
+            each(v)?;
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Call one operation on a running container.

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod control;
 pub mod embedded;
+pub mod instances;
 pub mod key;
 pub mod logging;
 pub mod ops;

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use store::datastore::{KeyValue, Scope};
 use store::registrar::RegisterWhat;
-use store::{InstanceFilter, SensorRecord, Store, StoreError};
+use eventlog::{EventLog, InstanceFilter, LogError};
+use store::{SensorRecord, Store, StoreError};
+use tokio::sync::mpsc;
 
 use crate::config::Settings;
 use crate::reload::{self, ReloadMode};
@@ -75,6 +77,16 @@ impl From<StoreError> for OpError {
         let kind = match &e {
             StoreError::NotFound { .. } => OpErrorKind::NotFound,
             StoreError::Invalid(_) | StoreError::Crypto(_) => OpErrorKind::Invalid,
+            _ => OpErrorKind::Internal,
+        };
+        OpError::new(kind, e.to_string())
+    }
+}
+
+impl From<LogError> for OpError {
+    fn from(e: LogError) -> OpError {
+        let kind = match &e {
+            LogError::Invalid(_) => OpErrorKind::Invalid,
             _ => OpErrorKind::Internal,
         };
         OpError::new(kind, e.to_string())
@@ -172,6 +184,7 @@ impl SensorView {
 /// The executor of operations.
 pub struct Ops {
     store: Arc<Store>,
+    log: Arc<dyn EventLog>,
     settings: Settings,
     live: Option<Arc<Container>>,
     kv: KvService,
@@ -184,12 +197,34 @@ struct RefParam {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct InstanceListParams {
     trigger: Option<String>,
     sensor: Option<String>,
+    status: Option<String>,
     since: Option<String>,
+    after: Option<u64>,
+    before: Option<u64>,
+    /// Default 50; 0 = all.
     limit: Option<usize>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TailParams {
+    trigger: Option<String>,
+    sensor: Option<String>,
+    /// Start with the first instance at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Start with this seq.
+    from: Option<u64>,
+}
+
+/// Instances a stream buffers ahead of a slow reader.
+const STREAM_BUFFER: usize = 256;
+
+/// The items of a streaming operation, in order.
+pub type OpStream = mpsc::Receiver<Result<Value, OpError>>;
 
 #[derive(Deserialize)]
 struct IdParam {
@@ -257,8 +292,12 @@ fn scope(s: &Option<String>) -> Result<Scope, OpError> {
 
 impl Ops {
     /// Operations on the database alone (no container runs).
-    pub fn local(store: Arc<Store>, settings: Settings) -> Result<Ops, OpError> {
-        let dispatcher = Arc::new(Dispatcher::open(&store)?);
+    pub fn local(
+        store: Arc<Store>,
+        log: Arc<dyn EventLog>,
+        settings: Settings,
+    ) -> Result<Ops, OpError> {
+        let dispatcher = Arc::new(Dispatcher::open(&store, log.clone())?);
         let kv = KvService::open(
             &store,
             dispatcher,
@@ -266,6 +305,7 @@ impl Ops {
         )?;
         Ok(Ops {
             store,
+            log,
             settings,
             live: None,
             kv,
@@ -273,10 +313,16 @@ impl Ops {
     }
 
     /// Operations inside the running container.
-    pub fn live(container: Arc<Container>, store: Arc<Store>, settings: Settings) -> Ops {
+    pub fn live(
+        container: Arc<Container>,
+        store: Arc<Store>,
+        log: Arc<dyn EventLog>,
+        settings: Settings,
+    ) -> Ops {
         let kv = container.kv().clone();
         Ops {
             store,
+            log,
             settings,
             live: Some(container),
             kv,
@@ -334,27 +380,25 @@ impl Ops {
                     )),
                 }
             }
-            "trigger-instance.list" => {
-                let q: InstanceListParams = params(op, p)?;
-                let filter = InstanceFilter {
-                    trigger: q.trigger,
-                    sensor: q.sensor,
-                    since: q.since,
-                    limit: q.limit,
-                };
-                to_json(&self.store.instances.list(&filter)?)
-            }
+            "trigger-instance.list" | "trigger-instance.tail" => Err(OpError::new(
+                OpErrorKind::Invalid,
+                format!("{op} streams its answer: call it through Ops::stream"),
+            )),
             "trigger-instance.get" => {
                 let IdParam { id } = params(op, p)?;
-                match self.store.instances.get(&id) {
-                    Ok(i) => to_json(&i),
-                    Err(StoreError::NotFound { .. }) => Err(OpError::new(
+                let log = self.log.clone();
+                let found = tokio::task::spawn_blocking(move || eventlog::query::get(&*log, &id).map(|i| (i, id)))
+                    .await
+                    .map_err(internal)?;
+                match found? {
+                    (Some(i), _) => to_json(&i),
+                    (None, id) => Err(OpError::new(
                         OpErrorKind::NotFound,
-                        format!("trigger instance '{id}' not found"),
+                        format!("trigger instance '{id}' not found (it may have been removed by retention; see `sensorctl log stats`)"),
                     )),
-                    Err(e) => Err(e.into()),
                 }
             }
+            "log.stats" => to_json(&self.log.stats()),
             "key.list" => {
                 let q: KeyListParams = params(op, p)?;
                 let items = self.kv.datastore.list(
@@ -553,6 +597,116 @@ impl Ops {
                 format!("unknown operation '{other}'"),
             )),
         }
+    }
+
+    /// Start a streaming operation (`trigger-instance.list`,
+    /// `trigger-instance.tail`); `None` for any other operation. Items are
+    /// produced as the reader takes them: a bounded buffer, so no request
+    /// makes the process hold a whole result.
+    pub fn stream(&self, op: &str, p: Value) -> Option<Result<OpStream, OpError>> {
+        match op {
+            "trigger-instance.list" => Some(self.list_stream(p)),
+            "trigger-instance.tail" => Some(self.tail_stream(p)),
+            _ => None,
+        }
+    }
+
+    fn list_stream(&self, p: Value) -> Result<OpStream, OpError> {
+        let q: InstanceListParams = params("trigger-instance.list", p)?;
+        let filter = InstanceFilter {
+            trigger: q.trigger,
+            sensor: q.sensor,
+            status: q.status,
+            since: q.since,
+            after: q.after,
+            before: q.before,
+            limit: q.limit.unwrap_or(50),
+        };
+        if let Some(s) = &filter.since {
+            if eventlog::instance::rfc3339_ms(s).is_none() {
+                return Err(OpError::new(
+                    OpErrorKind::Invalid,
+                    format!("--since '{s}' is not an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)"),
+                ));
+            }
+        }
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || {
+            let sent = eventlog::query::scan(&*log, &filter, |i| {
+                // A reader that went away stops the scan.
+                tx.blocking_send(to_json(&i)).is_ok()
+            });
+            if let Err(e) = sent {
+                let _ = tx.blocking_send(Err(e.into()));
+            }
+        });
+        Ok(rx)
+    }
+
+    fn tail_stream(&self, p: Value) -> Result<OpStream, OpError> {
+        let q: TailParams = params("trigger-instance.tail", p)?;
+        let filter = InstanceFilter {
+            trigger: q.trigger,
+            sensor: q.sensor,
+            ..Default::default()
+        };
+        let log = self.log.clone();
+        let from = match (q.from, &q.since) {
+            (Some(_), Some(_)) => {
+                return Err(OpError::new(
+                    OpErrorKind::Invalid,
+                    "give --from SEQ or --since TIME, not both",
+                ))
+            }
+            (Some(seq), None) => seq,
+            (None, Some(s)) => {
+                let ms = eventlog::instance::rfc3339_ms(s).ok_or_else(|| {
+                    OpError::new(
+                        OpErrorKind::Invalid,
+                        format!("--since '{s}' is not an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)"),
+                    )
+                })?;
+                log.seq_at_time(ms)?
+            }
+            (None, None) => log.last_seq() + 1,
+        };
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            let mut progress = log.subscribe();
+            let mut next = from;
+            loop {
+                let batch_log = log.clone();
+                let read = tokio::task::spawn_blocking(move || batch_log.read(next, 512)).await;
+                let recs = match read {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(internal(e))).await;
+                        return;
+                    }
+                };
+                if recs.is_empty() {
+                    // Caught up: wait for more, or for the reader to leave.
+                    tokio::select! {
+                        changed = progress.changed() => if changed.is_err() { return },
+                        _ = tx.closed() => return,
+                    }
+                    continue;
+                }
+                for r in recs {
+                    next = r.seq + 1;
+                    let Some(i) = eventlog::query::decode(r.seq, &r.body) else { continue };
+                    if filter.matches(&i) && tx.send(to_json(&i)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
     }
 
     fn trigger_by_id(&self, id: Option<&str>) -> Result<content::Trigger, OpError> {

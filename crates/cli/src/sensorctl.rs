@@ -47,9 +47,12 @@ pub enum Command {
     /// Triggers: a trigger type plus parameters (e.g. a file to watch)
     #[command(subcommand)]
     Trigger(TriggerCmd),
-    /// Stored trigger instances (newest first)
+    /// Stored trigger instances: list, get, tail
     #[command(subcommand, name = "trigger-instance")]
     TriggerInstance(TriggerInstanceCmd),
+    /// The trigger-instance log: segments, bytes, retention, consumer cursors
+    #[command(subcommand)]
+    Log(LogCmd),
     /// The datastore: keys, values, secrets, TTLs
     #[command(subcommand)]
     Key(KeyCmd),
@@ -187,7 +190,8 @@ pub enum TriggerCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum TriggerInstanceCmd {
-    /// List trigger instances, newest first
+    /// List trigger instances, newest first (oldest first with --after);
+    /// streamed, so --limit 0 lists everything in constant memory
     List {
         /// Only this trigger or trigger type ref
         #[arg(long)]
@@ -195,19 +199,57 @@ pub enum TriggerInstanceCmd {
         /// Only instances dispatched by this sensor ref
         #[arg(long)]
         sensor: Option<String>,
+        /// Only instances with this status (pending, processing, processed, processing_failed)
+        #[arg(long)]
+        status: Option<String>,
         /// Only instances at or after this time (RFC 3339, e.g. 2026-01-31T12:00:00Z)
         #[arg(long)]
         since: Option<String>,
-        /// At most this many
+        /// Only seqs after SEQ, oldest first (page forward from the last seq you saw)
+        #[arg(long, value_name = "SEQ")]
+        after: Option<u64>,
+        /// Only seqs before SEQ (page back from the last seq you saw)
+        #[arg(long, value_name = "SEQ")]
+        before: Option<u64>,
+        /// At most this many; 0 = all
         #[arg(long, default_value_t = 50)]
         limit: usize,
-        #[command(flatten)]
-        json: JsonFlag,
+        /// One JSON object per line (NDJSON), printed as it is read
+        #[arg(long)]
+        json: bool,
     },
     /// Show one trigger instance
     Get {
-        /// Trigger instance id (UUID)
+        /// Trigger instance id (UUID) or seq (a number)
         id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Print instances as they become durable, in order, until interrupted
+    Tail {
+        /// Only this trigger or trigger type ref
+        #[arg(long)]
+        trigger: Option<String>,
+        /// Only instances dispatched by this sensor ref
+        #[arg(long)]
+        sensor: Option<String>,
+        /// Start with the first instance stored at or after this time (RFC 3339)
+        #[arg(long, conflicts_with = "from")]
+        since: Option<String>,
+        /// Start with this seq (default: only instances stored from now on)
+        #[arg(long, value_name = "SEQ")]
+        from: Option<u64>,
+        /// One JSON object per line (NDJSON)
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCmd {
+    /// Segments, bytes on disk, first/last seq and time, retention settings,
+    /// each consumer cursor with its lag
+    Stats {
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -230,8 +272,41 @@ impl Backend {
             return Ok(Backend::Remote(sock));
         }
         let store = Arc::new(open_store(settings)?);
-        let ops = Ops::local(store, settings.clone()).map_err(|e| anyhow::anyhow!(e))?;
+        let log = crate::instances::open(settings, &store)?;
+        let ops = Ops::local(store, log, settings.clone()).map_err(|e| anyhow::anyhow!(e))?;
         Ok(Backend::Local(Box::new(ops)))
+    }
+
+    /// Run a streaming operation, handing each item to `each` as it comes.
+    pub async fn stream(
+        &self,
+        op: &str,
+        params: Value,
+        mut each: impl FnMut(Value) -> Result<()>,
+    ) -> Result<()> {
+        let result = match self {
+            Backend::Local(ops) => match ops.stream(op, params) {
+                None => bail!("{op} is not a streaming operation"),
+                Some(Err(e)) => Err(e),
+                Some(Ok(mut rx)) => {
+                    let mut out = Ok(());
+                    while let Some(item) = rx.recv().await {
+                        match item {
+                            Ok(v) => each(v)?,
+                            Err(e) => {
+                                out = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                    out
+                }
+            },
+            Backend::Remote(sock) => {
+                control::call_stream(sock, op, &params, Duration::from_secs(60), each).await?
+            }
+        };
+        result.map_err(|e| anyhow::anyhow!(e.message))
     }
 
     /// Run one operation.
@@ -421,34 +496,33 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::TriggerInstance(TriggerInstanceCmd::List {
             trigger,
             sensor,
+            status,
             since,
+            after,
+            before,
             limit,
             json,
         }) => {
-            let v = backend
-                .call(
-                    "trigger-instance.list",
-                    json!({"trigger": trigger, "sensor": sensor, "since": since, "limit": limit}),
-                )
-                .await?;
-            table_or_json(
-                json,
-                &v,
-                &["ID", "OCCURRED", "TRIGGER", "SENSOR", "PAYLOAD"],
-                |i| {
-                    let mut payload = i["payload"].to_string();
-                    if payload.chars().count() > 60 {
-                        payload = payload.chars().take(57).collect::<String>() + "...";
-                    }
-                    vec![
-                        s(&i["id"]),
-                        s(&i["occurrence_time"]),
-                        s(&i["trigger"]),
-                        s(&i["sensor"]),
-                        payload,
-                    ]
-                },
-            )?;
+            let params = json!({"trigger": trigger, "sensor": sensor, "status": status,
+                "since": since, "after": after, "before": before, "limit": limit});
+            print_instances(&backend, "trigger-instance.list", params, json, false).await?;
+        }
+        Command::TriggerInstance(TriggerInstanceCmd::Tail {
+            trigger,
+            sensor,
+            since,
+            from,
+            json,
+        }) => {
+            let params = json!({"trigger": trigger, "sensor": sensor, "since": since, "from": from});
+            print_instances(&backend, "trigger-instance.tail", params, json, true).await?;
+        }
+        Command::Log(LogCmd::Stats { json }) => {
+            let v = backend.call("log.stats", json!({})).await?;
+            if json.json {
+                return print_json(&v);
+            }
+            print_log_stats(&v);
         }
         Command::TriggerInstance(TriggerInstanceCmd::Get { id, json }) => {
             let v = backend
@@ -459,6 +533,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             for k in [
                 "id",
+                "seq",
                 "trigger",
                 "trigger_type",
                 "sensor",
@@ -474,6 +549,91 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Trigger(cmd) => trigger(&backend, cmd).await?,
     }
     Ok(())
+}
+
+/// Print a stream of instances: NDJSON, or fixed-width rows (a stream has
+/// no end to measure columns at). A tail prints the whole payload.
+async fn print_instances(
+    backend: &Backend,
+    op: &str,
+    params: Value,
+    json: bool,
+    full_payload: bool,
+) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut header = !json;
+    let mut write = |v: Value| -> Result<()> {
+        let mut out = stdout.lock();
+        if header {
+            writeln!(out, "{}", instance_header())?;
+            header = false;
+        }
+        let line = if json {
+            serde_json::to_string(&v)?
+        } else {
+            let mut payload = v["payload"].to_string();
+            if !full_payload && payload.chars().count() > 60 {
+                payload = payload.chars().take(57).collect::<String>() + "...";
+            }
+            format!(
+                "{:>8}  {:<36}  {:<27}  {:<32}  {:<28}  {payload}",
+                s(&v["seq"]),
+                s(&v["id"]),
+                s(&v["occurrence_time"]),
+                s(&v["trigger"]),
+                s(&v["sensor"]),
+            )
+        };
+        // A closed pipe (`| head`) ends the command quietly.
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            std::process::exit(0);
+        }
+        Ok(())
+    };
+    backend.stream(op, params, &mut write).await?;
+    if header {
+        // Nothing matched: still show the columns.
+        println!("{}", instance_header());
+    }
+    Ok(())
+}
+
+fn instance_header() -> String {
+    format!(
+        "{:>8}  {:<36}  {:<27}  {:<32}  {:<28}  PAYLOAD",
+        "SEQ", "ID", "OCCURRED", "TRIGGER", "SENSOR"
+    )
+}
+
+
+fn print_log_stats(v: &Value) {
+    let n = |k: &str| s(&v[k]);
+    println!("directory:   {}", s(&v["dir"]));
+    println!("records:     {} (seq {} .. {})", n("records"), n("first_seq"), n("last_seq"));
+    println!("time:        {} .. {}", n("first_time"), n("last_time"));
+    println!("bytes:       {} in {} segments", n("bytes"), n("segment_count"));
+    let r = &v["retention"];
+    println!(
+        "retention:   max_age {}s, max_bytes {}, on_full {}; segments roll at {} bytes or {}s",
+        s(&r["max_age_seconds"]),
+        s(&r["max_bytes"]),
+        s(&r["on_full"]),
+        s(&r["segment_bytes"]),
+        s(&r["segment_max_age_seconds"])
+    );
+    if let Some(why) = v["refusing"].as_str() {
+        println!("REFUSING APPENDS: {why}");
+    }
+    println!(
+        "counters:    appended {}, commits {}, failed commits {}, rejected {}, dropped {}, deleted segments {}",
+        n("appended"), n("commits"), n("failed_commits"), n("rejected"), n("dropped_records"), n("deleted_segments")
+    );
+    let mut t = Table::new(&["CURSOR", "SEQ", "LAG"]);
+    for c in v["cursors"].as_array().into_iter().flatten() {
+        t.row(vec![s(&c["name"]), s(&c["seq"]), s(&c["lag"])]);
+    }
+    print!("{}", t.render());
 }
 
 /// After a virtualenv change, restart the pack's running sensors so they

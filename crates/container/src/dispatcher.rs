@@ -1,12 +1,13 @@
 //! The dispatcher: resolve → validate → append to the trigger-instance log.
-//! Durability (the ack) is the caller's: it waits on the returned ticket.
+//! Durability (the ack) is the caller's: it waits on the returned
+//! [`Completion`].
 
 use std::sync::{Arc, RwLock};
 
 use protocol::{codes, RpcError};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use store::{InstanceLog, Ticket, TriggerInstance};
+use eventlog::{Completion, EventLog, RecordBatch, TriggerInstance};
 
 use crate::catalog::Catalog;
 
@@ -25,31 +26,31 @@ pub struct DispatchParams {
 /// Validates and stores trigger instances for every sensor.
 pub struct Dispatcher {
     catalog: RwLock<Arc<Catalog>>,
-    log: InstanceLog,
+    log: Arc<dyn EventLog>,
 }
 
-/// A stored-but-not-yet-durable instance.
+/// A queued-but-not-yet-durable instance.
 pub struct Accepted {
     pub id: String,
-    pub ticket: Ticket,
+    pub completion: Completion,
 }
 
 impl Dispatcher {
     /// A dispatcher over `log`, resolving against `catalog`.
-    pub fn new(catalog: Catalog, log: InstanceLog) -> Dispatcher {
+    pub fn new(catalog: Catalog, log: Arc<dyn EventLog>) -> Dispatcher {
         Dispatcher {
             catalog: RwLock::new(Arc::new(catalog)),
             log,
         }
     }
 
-    /// A dispatcher over a store's trigger-instance log, with the catalog
-    /// loaded from its registry.
-    pub fn open(store: &store::Store) -> Result<Dispatcher, store::StoreError> {
-        Ok(Dispatcher::new(
-            Catalog::load(&store.registry)?,
-            store.instances.clone(),
-        ))
+    /// A dispatcher over `log`, with the catalog loaded from the store's
+    /// registry.
+    pub fn open(
+        store: &store::Store,
+        log: Arc<dyn EventLog>,
+    ) -> Result<Dispatcher, store::StoreError> {
+        Ok(Dispatcher::new(Catalog::load(&store.registry)?, log))
     }
 
     /// The current catalog snapshot.
@@ -67,7 +68,7 @@ impl Dispatcher {
     }
 
     /// The trigger-instance log.
-    pub fn log(&self) -> &InstanceLog {
+    pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log
     }
 
@@ -78,10 +79,11 @@ impl Dispatcher {
         params: DispatchParams,
     ) -> Result<Accepted, RpcError> {
         let instance = self.prepare(sensor, params)?;
-        let ticket = self.log.append(&instance).map_err(storage_error)?;
+        let mut batch = RecordBatch::new();
+        batch.push_with(|b| instance.encode_into(b));
         Ok(Accepted {
             id: instance.id,
-            ticket,
+            completion: self.log.append(batch),
         })
     }
 
@@ -151,7 +153,7 @@ impl Dispatcher {
 }
 
 /// The reply when the trigger-instance log refuses a write.
-pub fn storage_error(e: store::StoreError) -> RpcError {
+pub fn storage_error(e: impl std::fmt::Display) -> RpcError {
     RpcError::new(
         codes::STORAGE_ERROR,
         format!("could not store the trigger instance: {e}"),

@@ -2,11 +2,12 @@
 //! order and answers them.
 //!
 //! Two tasks per connection. The reader parses and handles each message in
-//! order; dispatches are appended to the log without waiting for the flush.
-//! Every reply goes into an ordered outbox with the ticket it must wait for;
-//! the writer waits for that ticket to be durable before writing. So a
-//! dispatch is acked only once durable, and the reply to any later call is
-//! written only after every earlier dispatch of this sensor is durable.
+//! order; dispatches are queued for the log's group commit without waiting
+//! for it. Every reply goes into an ordered outbox with what it must wait
+//! for (a log [`Completion`], a datastore [`Ticket`]); the writer waits for
+//! that to be durable before writing. So a dispatch is acked only once
+//! durable, and the reply to any later call is written only after every
+//! earlier write of this sensor is durable.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,8 @@ use std::sync::Arc;
 use protocol::message::to_frame;
 use protocol::{codes, Frame, FrameReader, Incoming, Notification, Response, RpcError};
 use serde_json::{json, Value};
-use store::{Ticket, TriggerInstance};
+use eventlog::{Completion, RecordBatch, TriggerInstance};
+use store::Ticket;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
@@ -30,8 +32,11 @@ use store::StoreError;
 /// Replies waiting to be written; bounded so a sensor that never reads its
 /// replies is slowed down rather than growing our memory.
 const OUTBOX_CAPACITY: usize = 4096;
-/// Most dispatches stored in one sled batch.
+/// Most dispatches queued as one log batch.
 const MAX_BATCH: usize = 256;
+/// How long a sensor's dispatches wait for the log writer to catch up
+/// (`log.max_queued_bytes` behind) before they fail.
+const ROOM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Largest write batch.
 const WRITE_BATCH: usize = 256 * 1024;
 
@@ -50,12 +55,34 @@ pub struct SensorContext {
     pub args: Vec<String>,
 }
 
+/// What a reply waits for: this sensor's latest log batch and datastore
+/// write before it.
+#[derive(Clone, Default)]
+struct Wait {
+    log: Option<Completion>,
+    kv: Ticket,
+}
+
+impl Wait {
+    /// Wait for both; the seq of the log batch's first record.
+    async fn wait(&self, kv: &store::GroupCommit) -> Result<Option<u64>, RpcError> {
+        let seq = match &self.log {
+            Some(c) => Some(c.wait().await.map_err(storage)?),
+            None => None,
+        };
+        kv.wait(self.kv).await.map_err(storage)?;
+        Ok(seq)
+    }
+}
+
 enum Outbound {
-    /// A reply to a request, written once `ticket` is durable.
+    /// A reply to a request, written once what it waits for is durable.
     Reply {
-        ticket: Ticket,
+        wait: Wait,
         id: Value,
         result: Result<Value, RpcError>,
+        /// For a dispatch: its place in the log batch (the ack gains `seq`).
+        batch_index: Option<u64>,
     },
     /// A notification or protocol error, written in order.
     Frame(Vec<u8>),
@@ -121,7 +148,7 @@ pub fn serve(
         deps: deps.clone(),
         status,
         outbox: tx,
-        last_write: Ticket(0),
+        last_write: Wait::default(),
         batch: Vec::new(),
         handle: handle.clone(),
     };
@@ -138,9 +165,9 @@ struct Reader {
     deps: Arc<ServiceDeps>,
     status: Arc<SensorStatus>,
     outbox: mpsc::Sender<Outbound>,
-    /// The ticket of this sensor's latest write (dispatch or kv change):
-    /// every later reply waits for it.
-    last_write: Ticket,
+    /// This sensor's latest writes (log batch, kv change): every later
+    /// reply waits for them.
+    last_write: Wait,
     /// Validated dispatches not stored yet, with their request ids
     /// (`None` for a dispatch sent as a notification).
     batch: Vec<(Option<Value>, TriggerInstance)>,
@@ -176,11 +203,12 @@ impl Reader {
                             Ok(instance) => self.batch.push((Some(req.id), instance)),
                             Err(err) => {
                                 self.store_batch().await;
-                                let ticket = self.last_write;
+                                let wait = self.last_write.clone();
                                 self.send(Outbound::Reply {
-                                    ticket,
+                                    wait,
                                     id: req.id,
                                     result: Err(err),
+                                    batch_index: None,
                                 })
                                 .await;
                             }
@@ -227,11 +255,12 @@ impl Reader {
             }
             Ok(Incoming::Request(req)) => {
                 let result = self.handle(&req.method, req.params).await;
-                let ticket = self.last_write;
+                let wait = self.last_write.clone();
                 self.send(Outbound::Reply {
-                    ticket,
+                    wait,
                     id: req.id,
                     result,
+                    batch_index: None,
                 })
                 .await;
             }
@@ -245,45 +274,55 @@ impl Reader {
         }
     }
 
-    /// Store the collected dispatches in one batch and queue their replies,
-    /// all waiting on the batch's ticket.
+    /// Queue the collected dispatches as one log batch and queue their
+    /// replies, all waiting on the batch's completion.
     async fn store_batch(&mut self) {
         if self.batch.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        let stored = self
-            .deps
-            .dispatcher
-            .log()
-            .append_batch(batch.iter().map(|(_, i)| i));
-        match &stored {
-            Ok(ticket) => {
-                self.last_write = *ticket;
-                self.status
-                    .dispatched
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let log = self.deps.dispatcher.log();
+        // Backpressure: a writer far behind (a stalled disk) slows the
+        // sensor down instead of growing our memory.
+        let stored = if log.wait_for_room(ROOM_DEADLINE).await {
+            let mut records = RecordBatch::new();
+            for (_, instance) in &batch {
+                records.push_with(|b| instance.encode_into(b));
             }
-            Err(e) => {
-                tracing::error!(sensor = %self.ctx.sensor_ref, "could not store {} trigger instances: {e}", batch.len())
-            }
-        }
-        for (id, instance) in batch {
+            self.status
+                .dispatched
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let completion = log.append(records);
+            self.last_write.log = Some(completion);
+            Ok(())
+        } else {
+            let why = format!(
+                "the trigger-instance log writer has been behind for {}s (disk stalled?)",
+                ROOM_DEADLINE.as_secs()
+            );
+            tracing::error!(sensor = %self.ctx.sensor_ref, "could not store {} trigger instances: {why}", batch.len());
+            Err(why)
+        };
+        for (i, (id, instance)) in batch.into_iter().enumerate() {
             // Off by default (50k+/s would flood the log); the README's
             // demo turns it on with `--log-level info,trigger_instance=debug`.
-            tracing::debug!(target: "trigger_instance", sensor = %self.ctx.sensor_ref, trigger = %instance.trigger, id = %instance.id, "trigger instance stored");
+            tracing::debug!(target: "trigger_instance", sensor = %self.ctx.sensor_ref, trigger = %instance.trigger, id = %instance.id, "trigger instance queued");
             let Some(id) = id else { continue };
-            let (ticket, result) = match &stored {
-                Ok(ticket) => (*ticket, Ok(json!({"id": instance.id}))),
-                Err(e) => (
-                    self.last_write,
-                    Err(RpcError::new(
-                        codes::STORAGE_ERROR,
-                        format!("could not store the trigger instance: {e}"),
-                    )),
-                ),
+            let result = match &stored {
+                Ok(()) => Ok(json!({"id": instance.id})),
+                Err(why) => Err(RpcError::new(
+                    codes::STORAGE_ERROR,
+                    format!("could not store the trigger instance: {why}"),
+                )),
             };
-            self.send(Outbound::Reply { ticket, id, result }).await;
+            let wait = self.last_write.clone();
+            self.send(Outbound::Reply {
+                wait,
+                id,
+                result,
+                batch_index: stored.is_ok().then_some(i as u64),
+            })
+            .await;
         }
     }
 
@@ -382,13 +421,9 @@ impl Reader {
                 let name = local(&p.required_name(method)?);
                 // A write takes effect only after this sensor's earlier
                 // dispatches are durable: the checkpoint pattern is safe.
-                self.deps
-                    .dispatcher
-                    .log()
-                    .commit()
-                    .wait(self.last_write)
-                    .await
-                    .map_err(storage)?;
+                if let Some(c) = &self.last_write.log {
+                    c.wait().await.map_err(storage)?;
+                }
                 let written = if method == "kv.set" {
                     let value = match &p.value {
                         Some(Value::String(v)) => v.clone(),
@@ -410,7 +445,7 @@ impl Reader {
                         .map(|(deleted, t)| (t, Value::Bool(deleted)))
                 };
                 written.map(|(ticket, v)| {
-                    self.last_write = self.last_write.max(ticket);
+                    self.last_write.kv = self.last_write.kv.max(ticket);
                     v
                 })
             }
@@ -466,7 +501,7 @@ async fn write_loop(
     deps: Arc<ServiceDeps>,
     sensor_ref: String,
 ) {
-    let commit = deps.dispatcher.log().commit().clone();
+    let kv_commit = deps.kv.datastore.commit().clone();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
     let mut broken = false;
     while let Some(first) = rx.recv().await {
@@ -475,10 +510,22 @@ async fn write_loop(
         while let Some(item) = next.take() {
             match item {
                 Outbound::Frame(f) => buf.extend_from_slice(&f),
-                Outbound::Reply { ticket, id, result } => {
-                    let result = match (result, commit.wait(ticket).await) {
-                        (Ok(v), Ok(())) => Ok(v),
-                        (Ok(_), Err(e)) => Err(RpcError::new(codes::STORAGE_ERROR, e.to_string())),
+                Outbound::Reply {
+                    wait,
+                    id,
+                    result,
+                    batch_index,
+                } => {
+                    let result = match (result, wait.wait(&kv_commit).await) {
+                        (Ok(mut v), Ok(first)) => {
+                            if let (Some(first), Some(i), Value::Object(m)) =
+                                (first, batch_index, &mut v)
+                            {
+                                m.insert("seq".into(), json!(first + i));
+                            }
+                            Ok(v)
+                        }
+                        (Ok(_), Err(e)) => Err(e),
                         (Err(e), _) => Err(e),
                     };
                     let resp = match result {
@@ -552,7 +599,7 @@ impl KvParams {
     }
 }
 
-fn storage(e: StoreError) -> RpcError {
+fn storage(e: impl std::fmt::Display) -> RpcError {
     RpcError::new(codes::STORAGE_ERROR, e.to_string())
 }
 

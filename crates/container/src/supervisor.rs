@@ -110,6 +110,7 @@ impl Container {
     pub fn new(
         settings: ContainerSettings,
         store: Arc<Store>,
+        log: Arc<dyn eventlog::EventLog>,
         selection: Selection,
         single_sensor_mode: bool,
     ) -> Result<Arc<Container>, ContainerError> {
@@ -118,7 +119,7 @@ impl Container {
                 return Err(ContainerError::UnknownSensor(r.clone()));
             }
         }
-        let dispatcher = Arc::new(Dispatcher::open(&store)?);
+        let dispatcher = Arc::new(Dispatcher::open(&store, log)?);
         let kv = KvService::open(
             &store,
             dispatcher.clone(),

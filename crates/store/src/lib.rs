@@ -4,9 +4,12 @@
 //! - registry: `packs`, `sensors`, `trigger_types`, `triggers`, `configs`
 //!   ([`registry`]);
 //! - `kv` and `kv_expiry`: the datastore ([`datastore`]);
-//! - `trigger_instances`, keyed by UUIDv7 so keys sort by time
-//!   ([`instances`]), made durable by one group-commit flusher thread
+//! - writes are made durable by one group-commit flusher thread
 //!   ([`commit`]).
+//!
+//! Trigger instances are not here: they live in the `eventlog` crate's
+//! segment files. [`instances`] only reads the tree earlier releases kept
+//! them in, for migration.
 //!
 //! sled lets a single process open the database; a second opener gets
 //! [`StoreError::Locked`].
@@ -27,7 +30,7 @@ pub use commit::{GroupCommit, Ticket};
 pub use crypto::{CryptoError, CryptoKey};
 pub use datastore::{Datastore, KeyValue, Scope};
 pub use error::StoreError;
-pub use instances::{InstanceFilter, InstanceLog, TriggerInstance};
+pub use instances::LegacyInstances;
 pub use registry::{Registry, SensorRecord};
 
 /// Tunables for opening the database.
@@ -46,14 +49,12 @@ impl Default for StoreOptions {
     }
 }
 
-/// The open database: registry plus trigger-instance log.
+/// The open database: registry and datastore.
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
     /// The registry trees.
     pub registry: Registry,
-    /// The trigger-instance log.
-    pub instances: InstanceLog,
     /// The key-value datastore (no encryption key until
     /// [`Datastore::with_crypto`] gives it one).
     pub datastore: Datastore,
@@ -75,13 +76,11 @@ impl Store {
             .map_err(|e| StoreError::from_open(&path, e))?;
         let registry = Registry::open(&db)?;
         let commit = Arc::new(GroupCommit::start(db.clone()));
-        let instances = InstanceLog::open(&db, commit.clone())?;
         let datastore = Datastore::open(&db, commit.clone())?;
         Ok(Store {
             db,
             path,
             registry,
-            instances,
             datastore,
             commit,
         })
@@ -95,6 +94,11 @@ impl Store {
     /// The group committer shared by everything that needs durability.
     pub fn commit(&self) -> &Arc<GroupCommit> {
         &self.commit
+    }
+
+    /// The trigger-instance tree of an earlier release, if it holds any.
+    pub fn legacy_instances(&self) -> Result<Option<LegacyInstances>, StoreError> {
+        LegacyInstances::find(&self.db)
     }
 
     /// Flush synchronously (used after registry writes and at shutdown).

@@ -166,9 +166,9 @@ fn measure(ws: &Workspace, classes: &[String], mode: Mode) -> Result<Run> {
     }
     c.stop(Duration::from_secs(60))?;
     // Every acknowledged dispatch must be in the log.
-    let store = store::Store::open(&ws.data, &store::StoreOptions::default())
-        .context("open the bench database after the run")?;
-    let stored = store.instances.len() as u64;
+    let log = eventlog::Log::open(&ws.data.join("log"), eventlog::LogOptions::default())
+        .context("open the bench trigger-instance log after the run")?;
+    let stored = log.stats().records;
     let acked: u64 = results.iter().map(|r| r.n).sum();
     if stored < acked {
         bail!("only {stored} instances stored of {acked} acknowledged");

@@ -55,6 +55,7 @@ fn run(cli: Cli) -> Result<i32> {
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let store = Arc::new(open_store_waiting(&settings).await?);
+        let log = sc_cli::instances::open(&settings, &store)?;
         if store.registry.is_empty() {
             tracing::info!(
                 "registry is empty: registering packs from {:?}",
@@ -80,12 +81,14 @@ fn run(cli: Cli) -> Result<i32> {
         let container = Container::new(
             settings.container.clone(),
             store.clone(),
+            log.clone(),
             selection,
             cli.single_sensor_mode,
         )?;
         let ops = Arc::new(Ops::live(
             container.clone(),
             store.clone(),
+            log.clone(),
             settings.clone(),
         ));
         let socket = control::socket_path(&settings.data_dir);
@@ -95,6 +98,8 @@ fn run(cli: Cli) -> Result<i32> {
         hup.abort();
         server.abort();
         let _ = std::fs::remove_file(&socket);
+        // Commit whatever is still queued (internal triggers of the stop).
+        log.close();
         tracing::info!("sensorcontainer stopped");
         Ok(code)
     })
