@@ -21,19 +21,20 @@ pub fn log_dir(settings: &Settings) -> std::path::PathBuf {
 }
 
 /// Open the log, then move any instances of an earlier release's sled tree
-/// into it (once: the tree is dropped after).
-pub fn open(settings: &Settings, store: &Store) -> Result<Arc<Log>> {
+/// into it (once: the tree is dropped after). `say` prints the migration's
+/// progress lines (the container logs them, `sensorctl` writes stderr).
+pub fn open(settings: &Settings, store: &Store, say: &dyn Fn(&str)) -> Result<Arc<Log>> {
     let dir = log_dir(settings);
     let log = Log::open(&dir, settings.log.clone())
         .with_context(|| format!("cannot open the trigger-instance log in {}", dir.display()))?;
-    migrate(store, &log)?;
+    migrate(store, &log, say)?;
     Ok(Arc::new(log))
 }
 
 /// Copy the legacy sled instances into `log`, oldest first, keeping their
 /// ids and times. Resumable: instances up to the log's newest one (by id,
 /// which sorts by time) are skipped, so a crash mid-way duplicates nothing.
-pub fn migrate(store: &Store, log: &Log) -> Result<Option<u64>> {
+pub fn migrate(store: &Store, log: &Log, say: &dyn Fn(&str)) -> Result<Option<u64>> {
     let Some(legacy) = store.legacy_instances()? else {
         return Ok(None);
     };
@@ -44,10 +45,10 @@ pub fn migrate(store: &Store, log: &Log) -> Result<Option<u64>> {
         .and_then(|r| eventlog::query::decode(r.seq, &r.body))
         .and_then(|i| uuid::Uuid::parse_str(&i.id).ok())
         .map(|u| *u.as_bytes());
-    tracing::info!(
+    say(&format!(
         "migrating {total} trigger instances from the database of an earlier release into {}",
         log.dir().display()
-    );
+    ));
     let mut batch = RecordBatch::new();
     let (mut moved, mut seen) = (0u64, 0u64);
     let flush = |batch: &mut RecordBatch| -> Result<()> {
@@ -72,16 +73,16 @@ pub fn migrate(store: &Store, log: &Log) -> Result<Option<u64>> {
             flush(&mut batch)?;
         }
         if seen % MIGRATE_PROGRESS == 0 {
-            tracing::info!("migrating trigger instances: {seen}/{total}");
+            say(&format!("migrating trigger instances: {seen}/{total}"));
         }
     }
     if !batch.is_empty() {
         flush(&mut batch)?;
     }
     legacy.drop_tree()?;
-    tracing::info!(
+    say(&format!(
         "migrated {moved} trigger instances into the log ({} were already there)",
         seen - moved
-    );
+    ));
     Ok(Some(moved))
 }

@@ -272,7 +272,7 @@ impl Backend {
             return Ok(Backend::Remote(sock));
         }
         let store = Arc::new(open_store(settings)?);
-        let log = crate::instances::open(settings, &store)?;
+        let log = crate::instances::open(settings, &store, &|line| eprintln!("{line}"))?;
         let ops = Ops::local(store, log, settings.clone()).map_err(|e| anyhow::anyhow!(e))?;
         Ok(Backend::Local(Box::new(ops)))
     }

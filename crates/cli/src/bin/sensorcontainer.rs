@@ -55,7 +55,7 @@ fn run(cli: Cli) -> Result<i32> {
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let store = Arc::new(open_store_waiting(&settings).await?);
-        let log = sc_cli::instances::open(&settings, &store)?;
+        let log = sc_cli::instances::open(&settings, &store, &|line| tracing::info!("{line}"))?;
         if store.registry.is_empty() {
             tracing::info!(
                 "registry is empty: registering packs from {:?}",
