@@ -188,7 +188,10 @@ fn runs_enabled_sensors_stores_valid_instances_and_stops_cleanly() {
         .stdout,
     );
     assert_eq!(by_sensor.len(), 5);
-    let limited = ndjson(&env.sensorctl(&["trigger-instance", "list", "--limit", "3", "--json"]).stdout);
+    let limited = ndjson(
+        &env.sensorctl(&["trigger-instance", "list", "--limit", "3", "--json"])
+            .stdout,
+    );
     assert_eq!(limited.len(), 3);
     assert!(limited[0]["seq"].as_u64().unwrap() > limited[1]["seq"].as_u64().unwrap());
     let id = strict[0]["id"].as_str().unwrap();

@@ -56,7 +56,10 @@ impl Tail {
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { return };
-                if tx.send(serde_json::from_str(&line).expect("tail line is JSON")).is_err() {
+                if tx
+                    .send(serde_json::from_str(&line).expect("tail line is JSON"))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -97,7 +100,10 @@ fn stats_tail_streamed_list_and_retention_on_a_running_container() {
     let mut c = env.start_container(&["--sensor-ref", BURST]);
     let stats = env.sensorctl_json(&["log", "stats", "--json"]);
     let from = stats["last_seq"].as_u64().unwrap_or(0) + 1;
-    let tail_from = Tail::start(&env, &["--from", &from.to_string(), "--trigger", "testpack.burst"]);
+    let tail_from = Tail::start(
+        &env,
+        &["--from", &from.to_string(), "--trigger", "testpack.burst"],
+    );
     let tail_now = Tail::start(&env, &["--trigger", "testpack.burst"]);
     // A tail without --from starts at the end of the log when its request
     // arrives; give it a moment to connect.
@@ -105,45 +111,112 @@ fn stats_tail_streamed_list_and_retention_on_a_running_container() {
     burst(&env, &mut c, 3000, 3000);
 
     let got = tail_from.take(3000, Duration::from_secs(60));
-    assert_eq!(got.len(), 3000, "tail --from delivered {} of 3000", got.len());
+    assert_eq!(
+        got.len(),
+        3000,
+        "tail --from delivered {} of 3000",
+        got.len()
+    );
     let s = seqs(&got);
-    assert!(s.windows(2).all(|w| w[1] == w[0] + 1), "in seq order, no gaps");
+    assert!(
+        s.windows(2).all(|w| w[1] == w[0] + 1),
+        "in seq order, no gaps"
+    );
     for (k, i) in got.iter().enumerate() {
         assert_eq!(i["payload"]["n"], k as u64, "payloads in dispatch order");
-        assert_eq!(i["payload"]["pad"].as_str().unwrap().len(), 200, "full payload");
+        assert_eq!(
+            i["payload"]["pad"].as_str().unwrap().len(),
+            200,
+            "full payload"
+        );
         assert_eq!(i["sensor"], BURST);
     }
     let live = tail_now.take(3000, Duration::from_secs(60));
-    assert_eq!(live.len(), 3000, "a tail started before the burst sees all of it");
+    assert_eq!(
+        live.len(),
+        3000,
+        "a tail started before the burst sees all of it"
+    );
     assert_eq!(seqs(&live), s);
 
     let stats = env.sensorctl_json(&["log", "stats", "--json"]);
     assert!(stats["segment_count"].as_u64().unwrap() > 5, "{stats}");
     assert!(stats["bytes"].as_u64().unwrap() > 3000 * 200);
-    assert!(stats["last_seq"].as_u64().unwrap() >= *s.last().unwrap(), "{stats}");
+    assert!(
+        stats["last_seq"].as_u64().unwrap() >= *s.last().unwrap(),
+        "{stats}"
+    );
     assert_eq!(stats["first_seq"], 1);
     assert!(stats["first_time"].is_string() && stats["last_time"].is_string());
     assert_eq!(stats["retention"]["on_full"], "reject");
     assert_eq!(stats["retention"]["segment_bytes"], 65536);
     assert!(stats["cursors"].is_array());
     let text = env.sensorctl(&["log", "stats"]);
-    assert!(common::stdout(&text).contains("segments"), "{}", common::stdout(&text));
+    assert!(
+        common::stdout(&text).contains("segments"),
+        "{}",
+        common::stdout(&text)
+    );
 
     // The whole log, streamed as NDJSON (oldest last: newest first).
-    let all = ndjson(&env.sensorctl(&["trigger-instance", "list", "--limit", "0", "--json"]).stdout);
+    let all = ndjson(
+        &env.sensorctl(&["trigger-instance", "list", "--limit", "0", "--json"])
+            .stdout,
+    );
     assert_eq!(all.len() as u64, stats["records"].as_u64().unwrap());
-    let bursts: Vec<&Value> = all.iter().filter(|i| i["trigger"] == "testpack.burst").collect();
+    let bursts: Vec<&Value> = all
+        .iter()
+        .filter(|i| i["trigger"] == "testpack.burst")
+        .collect();
     assert_eq!(bursts.len(), 3000);
     // Paging forward and back by seq.
-    let page = ndjson(&env.sensorctl(&["trigger-instance", "list", "--after", &from.to_string(), "--limit", "3", "--json"]).stdout);
+    let page = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--after",
+            &from.to_string(),
+            "--limit",
+            "3",
+            "--json",
+        ])
+        .stdout,
+    );
     assert_eq!(seqs(&page), vec![from + 1, from + 2, from + 3]);
-    let back = ndjson(&env.sensorctl(&["trigger-instance", "list", "--before", &(from + 3).to_string(), "--limit", "2", "--json"]).stdout);
+    let back = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--before",
+            &(from + 3).to_string(),
+            "--limit",
+            "2",
+            "--json",
+        ])
+        .stdout,
+    );
     assert_eq!(seqs(&back), vec![from + 2, from + 1]);
     let one = env.sensorctl_json(&["trigger-instance", "get", &(from + 1).to_string(), "--json"]);
     assert_eq!(one["payload"]["n"], 1);
-    let by_id = env.sensorctl_json(&["trigger-instance", "get", one["id"].as_str().unwrap(), "--json"]);
+    let by_id = env.sensorctl_json(&[
+        "trigger-instance",
+        "get",
+        one["id"].as_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(by_id, one);
-    let pending = ndjson(&env.sensorctl(&["trigger-instance", "list", "--status", "pending", "--limit", "0", "--json"]).stdout);
+    let pending = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--status",
+            "pending",
+            "--limit",
+            "0",
+            "--json",
+        ])
+        .stdout,
+    );
     assert_eq!(pending.len(), all.len());
     let table = common::stdout(&env.sensorctl(&["trigger-instance", "list", "--limit", "2"]));
     assert_eq!(table.lines().count(), 3, "{table}");
@@ -155,7 +228,9 @@ fn stats_tail_streamed_list_and_retention_on_a_running_container() {
     let before = log_bytes(&log_dir);
     env.write_config("log:\n  segment_bytes: 64KiB\n  retention:\n    max_bytes: 256KiB\n");
     let mut c = env.start_container(&["--sensor-ref", BURST]);
-    let ok = wait_until(Duration::from_secs(10), || log_bytes(&log_dir) <= 256 * 1024 + 64 * 1024 + 4096);
+    let ok = wait_until(Duration::from_secs(10), || {
+        log_bytes(&log_dir) <= 256 * 1024 + 64 * 1024 + 4096
+    });
     let after = log_bytes(&log_dir);
     assert!(ok, "bytes on disk {before} -> {after}");
     assert!(after < before / 2, "bytes on disk {before} -> {after}");
@@ -173,7 +248,10 @@ fn a_torn_tail_is_cut_with_a_warning_and_appends_continue() {
     let mut c = env.start_container(&["--sensor-ref", BURST]);
     burst(&env, &mut c, 500, 500);
     c.terminate(Duration::from_secs(20));
-    let before = ndjson(&env.sensorctl(&["trigger-instance", "list", "--limit", "0", "--json"]).stdout);
+    let before = ndjson(
+        &env.sensorctl(&["trigger-instance", "list", "--limit", "0", "--json"])
+            .stdout,
+    );
     let last_seq = before[0]["seq"].as_u64().unwrap();
 
     // Cut the active segment in the middle of its last record, add garbage.
@@ -187,7 +265,10 @@ fn a_torn_tail_is_cut_with_a_warning_and_appends_continue() {
     segs.sort();
     let active = segs.last().unwrap();
     let len = std::fs::metadata(active).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(active).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(active)
+        .unwrap();
     f.set_len(len - 7).unwrap();
     drop(f);
     let mut bytes = std::fs::read(active).unwrap();
@@ -196,19 +277,52 @@ fn a_torn_tail_is_cut_with_a_warning_and_appends_continue() {
 
     let mut c = env.start_container(&["--sensor-ref", BURST]);
     let log = c.log();
-    assert!(log.contains("torn tail") && log.contains(&active.display().to_string()), "{log}");
+    assert!(
+        log.contains("torn tail") && log.contains(&active.display().to_string()),
+        "{log}"
+    );
     // Up to the torn record (the restart itself adds a process_spawn).
-    let after = ndjson(&env.sensorctl(&["trigger-instance", "list", "--before", &last_seq.to_string(), "--limit", "0", "--json"]).stdout);
-    assert_eq!(after.len(), before.len() - 1, "only the torn record is gone");
+    let after = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--before",
+            &last_seq.to_string(),
+            "--limit",
+            "0",
+            "--json",
+        ])
+        .stdout,
+    );
+    assert_eq!(
+        after.len(),
+        before.len() - 1,
+        "only the torn record is gone"
+    );
     assert_eq!(after[0]["seq"].as_u64().unwrap(), last_seq - 1);
-    let replaced = env.sensorctl_json(&["trigger-instance", "get", &last_seq.to_string(), "--json"]);
-    assert_ne!(replaced["id"], before[0]["id"], "seq {last_seq} now belongs to a new record");
+    let replaced =
+        env.sensorctl_json(&["trigger-instance", "get", &last_seq.to_string(), "--json"]);
+    assert_ne!(
+        replaced["id"], before[0]["id"],
+        "seq {last_seq} now belongs to a new record"
+    );
     for (a, b) in after.iter().zip(before.iter().skip(1)) {
         assert_eq!(a, b, "every earlier record reads back unchanged");
     }
     // New appends continue the sequence (the sensor restarts its count).
     burst(&env, &mut c, 20, 20);
-    let now = ndjson(&env.sensorctl(&["trigger-instance", "list", "--trigger", "testpack.burst", "--limit", "20", "--json"]).stdout);
+    let now = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--trigger",
+            "testpack.burst",
+            "--limit",
+            "20",
+            "--json",
+        ])
+        .stdout,
+    );
     assert_eq!(now.len(), 20);
     assert!(now.iter().all(|i| i["seq"].as_u64().unwrap() >= last_seq));
     c.terminate(Duration::from_secs(20));
@@ -222,7 +336,10 @@ fn instances_of_an_earlier_release_are_migrated_once() {
     // keyed by their UUIDv7 bytes, valued by their JSON.
     let mut ids = Vec::new();
     {
-        let db = sled::Config::new().path(env.data.join("db")).open().unwrap();
+        let db = sled::Config::new()
+            .path(env.data.join("db"))
+            .open()
+            .unwrap();
         let tree = db.open_tree("trigger_instances").unwrap();
         for n in 0..1500u64 {
             let id = uuid::Uuid::now_v7();
@@ -231,7 +348,8 @@ fn instances_of_an_earlier_release_are_migrated_once() {
                 "payload": {"n": n}, "trace_tag": format!("trigger_instance-{id}"),
                 "sensor": BURST, "occurrence_time": "2026-11-30T10:00:00.000000Z", "status": "pending"
             });
-            tree.insert(id.as_bytes(), serde_json::to_vec(&inst).unwrap()).unwrap();
+            tree.insert(id.as_bytes(), serde_json::to_vec(&inst).unwrap())
+                .unwrap();
             ids.push(id.to_string());
         }
         db.flush().unwrap();
@@ -243,9 +361,16 @@ fn instances_of_an_earlier_release_are_migrated_once() {
     assert_eq!(all[0]["id"], ids[1499], "newest first");
     assert_eq!(all[1499]["id"], ids[0]);
     assert_eq!(all[1499]["seq"], 1);
-    assert!(stderr(&out).contains("migrated 1500 trigger instances"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("migrated 1500 trigger instances"),
+        "{}",
+        stderr(&out)
+    );
     let got = env.sensorctl_json(&["trigger-instance", "get", &ids[700], "--json"]);
-    assert_eq!((got["payload"]["n"].as_u64(), got["seq"].as_u64()), (Some(700), Some(701)));
+    assert_eq!(
+        (got["payload"]["n"].as_u64(), got["seq"].as_u64()),
+        (Some(700), Some(701))
+    );
     // Once: the old tree is gone, nothing doubles.
     let again = env.sensorctl(&["trigger-instance", "list", "--limit", "0", "--json"]);
     assert_eq!(ndjson(&again.stdout).len(), 1500);
@@ -294,7 +419,10 @@ fn listing_200k_instances_streams_in_bounded_memory() {
         started.elapsed()
     );
     // 200k instances are ~60 MB of JSON: holding them would show here.
-    assert!(hwm < 96 * 1024, "container VmHWM {hwm} KiB (was {before} KiB)");
+    assert!(
+        hwm < 96 * 1024,
+        "container VmHWM {hwm} KiB (was {before} KiB)"
+    );
     c.terminate(Duration::from_secs(20));
 }
 
@@ -338,27 +466,68 @@ fn a_full_disk_fails_dispatches_and_recovers_without_a_restart() {
     // Fill the disk, leaving ~300 KB.
     let filler = log_dir.join("filler");
     let free = {
-        let out = Command::new("df").args(["-B1", "--output=avail"]).arg(&log_dir).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse::<u64>().unwrap()
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&log_dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
     };
     std::fs::write(&filler, vec![0u8; (free - 300_000) as usize]).unwrap();
     // ~20k × ~300 B cannot fit: most of the burst is refused.
     burst(&env, &mut c, 20_000, 20_000);
     let log = c.log();
-    assert!(log.contains("disk full") || log.contains("No space left"), "{log}");
+    assert!(
+        log.contains("disk full") || log.contains("No space left"),
+        "{log}"
+    );
     let errors = log
         .lines()
         .filter(|l| l.contains("trigger-instance log: could not store"))
         .count();
-    assert!(errors >= 1 && errors <= 40, "{errors} error lines: rate-limited to ~1/s");
-    let stored = ndjson(&env.sensorctl(&["trigger-instance", "list", "--trigger", "testpack.burst", "--limit", "0", "--json"]).stdout).len();
+    assert!(
+        errors >= 1 && errors <= 40,
+        "{errors} error lines: rate-limited to ~1/s"
+    );
+    let stored = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--trigger",
+            "testpack.burst",
+            "--limit",
+            "0",
+            "--json",
+        ])
+        .stdout,
+    )
+    .len();
     assert!(stored < 20_000, "{stored} stored");
     // Space comes back: the same process accepts again.
     std::fs::remove_file(&filler).unwrap();
     burst(&env, &mut c, 100, 20_100);
-    let now = ndjson(&env.sensorctl(&["trigger-instance", "list", "--trigger", "testpack.burst", "--limit", "0", "--json"]).stdout);
+    let now = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--trigger",
+            "testpack.burst",
+            "--limit",
+            "0",
+            "--json",
+        ])
+        .stdout,
+    );
     assert_eq!(now.len(), stored + 100, "all 100 later dispatches stored");
-    assert!(now[..100].iter().all(|i| i["payload"]["n"].as_u64().unwrap() >= 20_000));
+    assert!(now[..100]
+        .iter()
+        .all(|i| i["payload"]["n"].as_u64().unwrap() >= 20_000));
     assert!(!c.exited(), "no restart");
     c.terminate(Duration::from_secs(20));
 }

@@ -143,15 +143,27 @@ fn with_unit(key: &str, v: &serde_yaml::Value, units: &[(&str, u64)], what: &str
 
 fn size(key: &str, v: &Option<serde_yaml::Value>) -> Result<Option<u64>> {
     v.as_ref()
-        .map(|v| with_unit(key, v, SIZE_UNITS, "a size in bytes (a number, or e.g. \"64MiB\", \"10GiB\")"))
+        .map(|v| {
+            with_unit(
+                key,
+                v,
+                SIZE_UNITS,
+                "a size in bytes (a number, or e.g. \"64MiB\", \"10GiB\")",
+            )
+        })
         .transpose()
 }
 
 fn span(key: &str, v: &Option<serde_yaml::Value>) -> Result<Option<Duration>> {
     v.as_ref()
         .map(|v| {
-            with_unit(key, v, SPAN_UNITS, "a duration (seconds, or e.g. \"30s\", \"1h\", \"7d\")")
-                .map(Duration::from_secs)
+            with_unit(
+                key,
+                v,
+                SPAN_UNITS,
+                "a duration (seconds, or e.g. \"30s\", \"1h\", \"7d\")",
+            )
+            .map(Duration::from_secs)
         })
         .transpose()
 }
@@ -307,11 +319,17 @@ impl Settings {
 fn log_options(l: &LogSection) -> Result<eventlog::LogOptions> {
     let mut o = eventlog::LogOptions::default();
     if let Some(b) = size("log.segment_bytes", &l.segment_bytes)? {
-        anyhow::ensure!(b >= 4096, "log.segment_bytes: must be at least 4096, got {b}");
+        anyhow::ensure!(
+            b >= 4096,
+            "log.segment_bytes: must be at least 4096, got {b}"
+        );
         o.segment_bytes = b;
     }
     if let Some(d) = span("log.segment_max_age", &l.segment_max_age)? {
-        anyhow::ensure!(!d.is_zero(), "log.segment_max_age: must be at least 1 second");
+        anyhow::ensure!(
+            !d.is_zero(),
+            "log.segment_max_age: must be at least 1 second"
+        );
         o.segment_max_age = d;
     }
     let r = &l.retention;
@@ -451,7 +469,10 @@ mod tests {
         assert_eq!(s.log.retention.on_full, eventlog::OnFull::DropOldest);
         std::fs::write(&file, "log:\n  retention:\n    max_bytes: lots\n").unwrap();
         let err = format!("{:#}", Settings::resolve(&opts).unwrap_err());
-        assert!(err.contains("log.retention.max_bytes") && err.contains("lots"), "{err}");
+        assert!(
+            err.contains("log.retention.max_bytes") && err.contains("lots"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -179,12 +179,14 @@ pub async fn call_stream(
     let mut pending: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| fail(format!("stream broke: {e}")))?;
-        let Some(data) = frame.data_ref() else { continue };
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
         pending.extend_from_slice(data);
         while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=nl).collect();
-            let v: Value = serde_json::from_slice(&line)
-                .map_err(|e| fail(format!("bad stream line: {e}")))?;
+            let v: Value =
+                serde_json::from_slice(&line).map_err(|e| fail(format!("bad stream line: {e}")))?;
             if let Some(err) = v.get("error") {
                 if let Ok(err) = serde_json::from_value::<OpError>(err.clone()) {
                     return Ok(Err(err));

@@ -12,12 +12,12 @@ use container::dispatcher::Dispatcher;
 use container::kv::KvService;
 use container::status::StatusSnapshot;
 use container::{Container, ContainerError};
+use eventlog::{EventLog, InstanceFilter, LogError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use store::datastore::{KeyValue, Scope};
 use store::registrar::RegisterWhat;
-use eventlog::{EventLog, InstanceFilter, LogError};
 use store::{SensorRecord, Store, StoreError};
 use tokio::sync::mpsc;
 
@@ -387,9 +387,11 @@ impl Ops {
             "trigger-instance.get" => {
                 let IdParam { id } = params(op, p)?;
                 let log = self.log.clone();
-                let found = tokio::task::spawn_blocking(move || eventlog::query::get(&*log, &id).map(|i| (i, id)))
-                    .await
-                    .map_err(internal)?;
+                let found = tokio::task::spawn_blocking(move || {
+                    eventlog::query::get(&*log, &id).map(|i| (i, id))
+                })
+                .await
+                .map_err(internal)?;
                 match found? {
                     (Some(i), _) => to_json(&i),
                     (None, id) => Err(OpError::new(
@@ -664,7 +666,9 @@ impl Ops {
                 let ms = eventlog::instance::rfc3339_ms(s).ok_or_else(|| {
                     OpError::new(
                         OpErrorKind::Invalid,
-                        format!("--since '{s}' is not an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)"),
+                        format!(
+                            "--since '{s}' is not an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)"
+                        ),
                     )
                 })?;
                 log.seq_at_time(ms)?
@@ -699,7 +703,9 @@ impl Ops {
                 }
                 for r in recs {
                     next = r.seq + 1;
-                    let Some(i) = eventlog::query::decode(r.seq, &r.body) else { continue };
+                    let Some(i) = eventlog::query::decode(r.seq, &r.body) else {
+                        continue;
+                    };
                     if filter.matches(&i) && tx.send(to_json(&i)).await.is_err() {
                         return;
                     }

@@ -514,7 +514,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             from,
             json,
         }) => {
-            let params = json!({"trigger": trigger, "sensor": sensor, "since": since, "from": from});
+            let params =
+                json!({"trigger": trigger, "sensor": sensor, "since": since, "from": from});
             print_instances(&backend, "trigger-instance.tail", params, json, true).await?;
         }
         Command::Log(LogCmd::Stats { json }) => {
@@ -606,13 +607,21 @@ fn instance_header() -> String {
     )
 }
 
-
 fn print_log_stats(v: &Value) {
     let n = |k: &str| s(&v[k]);
     println!("directory:   {}", s(&v["dir"]));
-    println!("records:     {} (seq {} .. {})", n("records"), n("first_seq"), n("last_seq"));
+    println!(
+        "records:     {} (seq {} .. {})",
+        n("records"),
+        n("first_seq"),
+        n("last_seq")
+    );
     println!("time:        {} .. {}", n("first_time"), n("last_time"));
-    println!("bytes:       {} in {} segments", n("bytes"), n("segment_count"));
+    println!(
+        "bytes:       {} in {} segments",
+        n("bytes"),
+        n("segment_count")
+    );
     let r = &v["retention"];
     println!(
         "retention:   max_age {}s, max_bytes {}, on_full {}; segments roll at {} bytes or {}s",

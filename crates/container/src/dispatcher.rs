@@ -4,10 +4,10 @@
 
 use std::sync::{Arc, RwLock};
 
+use eventlog::{Completion, EventLog, RecordBatch, TriggerInstance};
 use protocol::{codes, RpcError};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use eventlog::{Completion, EventLog, RecordBatch, TriggerInstance};
 
 use crate::catalog::Catalog;
 

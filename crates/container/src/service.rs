@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use eventlog::{Completion, RecordBatch, TriggerInstance};
 use protocol::message::to_frame;
 use protocol::{codes, Frame, FrameReader, Incoming, Notification, Response, RpcError};
 use serde_json::{json, Value};
-use eventlog::{Completion, RecordBatch, TriggerInstance};
 use store::Ticket;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;

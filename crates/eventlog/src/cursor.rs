@@ -46,7 +46,8 @@ impl Cursors {
             if check_name(&name).is_err() {
                 continue;
             }
-            let text = std::fs::read_to_string(entry.path()).map_err(|e| LogError::io(&entry.path(), e))?;
+            let text = std::fs::read_to_string(entry.path())
+                .map_err(|e| LogError::io(&entry.path(), e))?;
             match text.trim().parse::<u64>() {
                 Ok(seq) => {
                     all.insert(name, seq);

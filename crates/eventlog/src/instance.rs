@@ -95,7 +95,9 @@ pub fn uuid_v7_ms(id: &Uuid) -> Option<u64> {
         return None;
     }
     let b = id.as_bytes();
-    Some(u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]]))
+    Some(u64::from_be_bytes([
+        0, 0, b[0], b[1], b[2], b[3], b[4], b[5],
+    ]))
 }
 
 /// Current UTC time as RFC 3339 with microsecond precision.
@@ -118,7 +120,10 @@ pub fn rfc3339_ms(s: &str) -> Option<u64> {
 pub fn ms_rfc3339(ms: u64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 

@@ -275,8 +275,10 @@ impl Log {
             progress: self.inner.progress.subscribe(),
         };
         if batch.is_empty() {
-            slot.first_seq
-                .store(self.inner.progress.borrow().durable_seq + 1, Ordering::Relaxed);
+            slot.first_seq.store(
+                self.inner.progress.borrow().durable_seq + 1,
+                Ordering::Relaxed,
+            );
             slot.state.store(DONE, Ordering::Release);
             return completion;
         }
@@ -406,7 +408,9 @@ impl Log {
             }
             bounds.push(len);
             // Block b starts at index entry b: blocks 0..top hold seqs < before.
-            let top = index.partition_point(|e| e.seq < before).min(bounds.len() - 1);
+            let top = index
+                .partition_point(|e| e.seq < before)
+                .min(bounds.len() - 1);
             for b in (0..top).rev() {
                 let (from, to) = (bounds[b], bounds[b + 1]);
                 if from >= to {
@@ -728,7 +732,10 @@ fn recover(dir: &Path) -> Result<Vec<Arc<Segment>>, LogError> {
             Ok(s) => s,
             Err(e @ LogError::Corrupt { .. }) => {
                 let aside = path.with_extension("log.corrupt");
-                tracing::error!("trigger-instance log: {e}; moved it aside to {}", aside.display());
+                tracing::error!(
+                    "trigger-instance log: {e}; moved it aside to {}",
+                    aside.display()
+                );
                 std::fs::rename(&path, &aside).map_err(|e| LogError::io(&path, e))?;
                 continue;
             }
@@ -747,7 +754,8 @@ fn recover(dir: &Path) -> Result<Vec<Arc<Segment>>, LogError> {
                 .map_err(|e| LogError::io(&path, e))?;
             if at < MAGIC.len() as u64 {
                 f.set_len(0).map_err(|e| LogError::io(&path, e))?;
-                f.write_all_at(MAGIC, 0).map_err(|e| LogError::io(&path, e))?;
+                f.write_all_at(MAGIC, 0)
+                    .map_err(|e| LogError::io(&path, e))?;
                 st.len = MAGIC.len() as u64;
             } else {
                 f.set_len(at).map_err(|e| LogError::io(&path, e))?;
@@ -800,7 +808,8 @@ impl Inner {
             if !st.closed {
                 break;
             }
-            let too_old = st.records > 0 && now.saturating_sub(st.last_ts) > r.max_age.as_millis() as u64
+            let too_old = st.records > 0
+                && now.saturating_sub(st.last_ts) > r.max_age.as_millis() as u64
                 || st.records == 0;
             let too_big = total > r.max_bytes;
             if !too_old && !too_big {
@@ -851,7 +860,9 @@ impl Inner {
                 let _ = std::fs::remove_file(seg.idx_path());
                 match std::fs::remove_file(&seg.path) {
                     Ok(()) => {
-                        self.counters.deleted_segments.fetch_add(1, Ordering::Relaxed);
+                        self.counters
+                            .deleted_segments
+                            .fetch_add(1, Ordering::Relaxed);
                         tracing::info!(
                             "trigger-instance log: retention deleted segment {} (seqs {}..={})",
                             seg.path.display(),
@@ -994,7 +1005,10 @@ impl RateLimited {
             Some(t) if t.elapsed() < Duration::from_secs(1) => self.suppressed += 1,
             _ => {
                 if self.suppressed > 0 {
-                    tracing::error!("{msg} ({} more failed commits in the last second)", self.suppressed);
+                    tracing::error!(
+                        "{msg} ({} more failed commits in the last second)",
+                        self.suppressed
+                    );
                 } else {
                     tracing::error!("{msg}");
                 }
@@ -1015,7 +1029,10 @@ fn writer_loop(inner: Arc<Inner>, mut active: Active) {
         let (pending, stop) = {
             let mut q = lock(&inner.queue);
             if q.items.is_empty() && !q.stop {
-                let wait = inner.opts.check_interval.saturating_sub(last_check.elapsed());
+                let wait = inner
+                    .opts
+                    .check_interval
+                    .saturating_sub(last_check.elapsed());
                 q = inner
                     .wake
                     .wait_timeout(q, wait.max(Duration::from_millis(1)))
@@ -1041,7 +1058,7 @@ fn writer_loop(inner: Arc<Inner>, mut active: Active) {
                 && (inner.roll_requested.swap(false, Ordering::Relaxed)
                     || active.should_roll(&inner.opts, now))
             {
-                roll_or_log(&inner, &mut active);
+                roll_or_log(&inner, &mut active, &mut errors);
             }
             inner.retention(now);
             last_check = Instant::now();
@@ -1055,10 +1072,13 @@ fn writer_loop(inner: Arc<Inner>, mut active: Active) {
     }
 }
 
-fn roll_or_log(inner: &Inner, active: &mut Active) {
+fn roll_or_log(inner: &Inner, active: &mut Active, errors: &mut RateLimited) {
     match active.roll(inner) {
         Ok(()) => inner.retention(now_ms()),
-        Err(e) => tracing::error!("trigger-instance log: could not start a new segment: {e}"),
+        // Keeps appending to the current segment; retried at the next commit.
+        Err(e) => errors.error(&format!(
+            "trigger-instance log: could not start a new segment: {e}"
+        )),
     }
 }
 
@@ -1076,7 +1096,10 @@ fn fail(inner: &Inner, pending: Vec<Pending>, err: LogError) {
 fn commit(inner: &Inner, active: &mut Active, pending: Vec<Pending>, errors: &mut RateLimited) {
     if let Some(why) = lock(&inner.full).clone() {
         let n: usize = pending.iter().map(|p| p.batch.len()).sum();
-        inner.counters.rejected.fetch_add(n as u64, Ordering::Relaxed);
+        inner
+            .counters
+            .rejected
+            .fetch_add(n as u64, Ordering::Relaxed);
         errors.error(&format!("rejected {n} trigger instances: {why}"));
         return fail(inner, pending, LogError::Full(why));
     }
@@ -1084,7 +1107,7 @@ fn commit(inner: &Inner, active: &mut Active, pending: Vec<Pending>, errors: &mu
     let roll = inner.roll_requested.load(Ordering::Relaxed) || active.should_roll(&inner.opts, now);
     if roll && active.seg.state().records > 0 {
         inner.roll_requested.store(false, Ordering::Relaxed);
-        roll_or_log(inner, active);
+        roll_or_log(inner, active, errors);
         if let Some(why) = lock(&inner.full).clone() {
             return fail(inner, pending, LogError::Full(why));
         }
@@ -1170,13 +1193,18 @@ fn commit(inner: &Inner, active: &mut Active, pending: Vec<Pending>, errors: &mu
             if in_sync {
                 active.poisoned = true;
             }
-            inner.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+            inner
+                .counters
+                .failed_commits
+                .fetch_add(1, Ordering::Relaxed);
             let n: usize = pending.iter().map(|p| p.batch.len()).sum();
             errors.error(&format!(
                 "trigger-instance log: could not store {n} trigger instances: {err}"
             ));
             let reason = match &err {
-                LogError::Io { disk_full: true, .. } => format!("disk full: {err}"),
+                LogError::Io {
+                    disk_full: true, ..
+                } => format!("disk full: {err}"),
                 _ => err.to_string(),
             };
             fail(inner, pending, LogError::NotDurable(reason));

@@ -75,7 +75,9 @@ pub fn decode(seq: u64, body: &[u8]) -> Option<TriggerInstance> {
     match TriggerInstance::from_record(seq, body) {
         Ok(i) => Some(i),
         Err(e) => {
-            tracing::warn!("trigger-instance log: record {seq} is not a trigger instance ({e}); skipped");
+            tracing::warn!(
+                "trigger-instance log: record {seq} is not a trigger instance ({e}); skipped"
+            );
             None
         }
     }
@@ -104,15 +106,21 @@ pub fn scan(
             let mut upto = before;
             loop {
                 let recs = log.read_back(upto, STEP)?;
-                let Some(last) = recs.last() else { return Ok(()) };
+                let Some(last) = recs.last() else {
+                    return Ok(());
+                };
                 upto = last.seq;
                 for r in recs {
                     // Append times only grow: everything further is older.
                     if since.is_some_and(|ms| r.ts_ms < ms) {
                         return Ok(());
                     }
-                    let Some(i) = decode(r.seq, &r.body) else { continue };
-                    if since.is_some_and(|ms| crate::instance::rfc3339_ms(&i.occurrence_time).is_some_and(|t| t < ms)) {
+                    let Some(i) = decode(r.seq, &r.body) else {
+                        continue;
+                    };
+                    if since.is_some_and(|ms| {
+                        crate::instance::rfc3339_ms(&i.occurrence_time).is_some_and(|t| t < ms)
+                    }) {
                         continue;
                     }
                     if !give(i) {
@@ -128,14 +136,20 @@ pub fn scan(
             }
             loop {
                 let recs = log.read(from, STEP)?;
-                let Some(last) = recs.last() else { return Ok(()) };
+                let Some(last) = recs.last() else {
+                    return Ok(());
+                };
                 from = last.seq + 1;
                 for r in recs {
                     if r.seq >= before {
                         return Ok(());
                     }
-                    let Some(i) = decode(r.seq, &r.body) else { continue };
-                    if since.is_some_and(|ms| crate::instance::rfc3339_ms(&i.occurrence_time).is_some_and(|t| t < ms)) {
+                    let Some(i) = decode(r.seq, &r.body) else {
+                        continue;
+                    };
+                    if since.is_some_and(|ms| {
+                        crate::instance::rfc3339_ms(&i.occurrence_time).is_some_and(|t| t < ms)
+                    }) {
                         continue;
                     }
                     if !give(i) {
@@ -161,7 +175,5 @@ pub fn get(log: &dyn EventLog, id_or_seq: &str) -> Result<Option<TriggerInstance
             "'{id_or_seq}' is neither a trigger instance id (a UUID) nor a seq (a number)"
         ))
     })?;
-    Ok(log
-        .find_id(&uuid)?
-        .and_then(|r| decode(r.seq, &r.body)))
+    Ok(log.find_id(&uuid)?.and_then(|r| decode(r.seq, &r.body)))
 }

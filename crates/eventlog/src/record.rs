@@ -113,7 +113,10 @@ mod tests {
         encode(&mut buf, 7, 1234, b"{\"a\":1}");
         encode(&mut buf, 8, 1235, b"");
         let (r, n) = decode(&buf).unwrap().unwrap();
-        assert_eq!((r.seq, r.ts_ms, r.body.as_slice()), (7, 1234, &b"{\"a\":1}"[..]));
+        assert_eq!(
+            (r.seq, r.ts_ms, r.body.as_slice()),
+            (7, 1234, &b"{\"a\":1}"[..])
+        );
         let (r2, n2) = decode(&buf[n..]).unwrap().unwrap();
         assert_eq!((r2.seq, r2.body.len(), n + n2), (8, 0, buf.len()));
         // A torn record is "incomplete", a flipped bit is "invalid".

@@ -383,7 +383,12 @@ mod tests {
     fn write_seg(dir: &Path, base: u64, n: u64) -> (PathBuf, Vec<u8>) {
         let mut data = MAGIC.to_vec();
         for i in 0..n {
-            encode(&mut data, base + i, 1000 + i, format!("{{\"i\":{i}}}").as_bytes());
+            encode(
+                &mut data,
+                base + i,
+                1000 + i,
+                format!("{{\"i\":{i}}}").as_bytes(),
+            );
         }
         let path = dir.join(Segment::file_name(base));
         std::fs::write(&path, &data).unwrap();

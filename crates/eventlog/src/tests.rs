@@ -68,12 +68,20 @@ fn append_read_back_find_and_reopen() {
     assert_eq!(back.len(), 500);
     assert_eq!((back[0].seq, back[499].seq), (500, 1));
     let mid = log.read(777, 3).unwrap();
-    assert_eq!(mid.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![777, 778, 779]);
+    assert_eq!(
+        mid.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![777, 778, 779]
+    );
     let got = query::get(&log, &all_ids[612]).unwrap().unwrap();
     assert_eq!((got.seq, got.id.as_str()), (613, all_ids[612].as_str()));
     assert_eq!(query::get(&log, "613").unwrap().unwrap().id, all_ids[612]);
-    assert!(query::get(&log, &uuid::Uuid::now_v7().to_string()).unwrap().is_none());
-    assert!(matches!(query::get(&log, "nope"), Err(LogError::Invalid(_))));
+    assert!(query::get(&log, &uuid::Uuid::now_v7().to_string())
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        query::get(&log, "nope"),
+        Err(LogError::Invalid(_))
+    ));
     drop(log);
     let log = Log::open(dir.path(), small(u64::MAX, OnFull::Reject)).unwrap();
     assert_eq!(log.last_seq(), 1000);
@@ -125,10 +133,16 @@ fn retention_by_size_shrinks_the_disk() {
     }
     log.enforce_retention();
     let bytes = disk_bytes(dir.path());
-    assert!(bytes <= 64 * 1024 + 16 * 1024 + 8 * 1024, "{bytes} bytes on disk");
+    assert!(
+        bytes <= 64 * 1024 + 16 * 1024 + 8 * 1024,
+        "{bytes} bytes on disk"
+    );
     let first = log.first_seq();
     assert!(first > 1, "old segments deleted (first seq {first})");
-    assert_eq!(log.read(first, 100_000).unwrap().len() as u64, 800 - first + 1);
+    assert_eq!(
+        log.read(first, 100_000).unwrap().len() as u64,
+        800 - first + 1
+    );
     assert!(log.stats().deleted_segments > 0);
 }
 
@@ -165,7 +179,10 @@ fn full_log_rejects_naming_the_consumer_then_recovers() {
         log.enforce_retention();
     }
     let err = err.expect("appends are refused once full").to_string();
-    assert!(err.contains("slow-sink") && err.contains("max_bytes"), "{err}");
+    assert!(
+        err.contains("slow-sink") && err.contains("max_bytes"),
+        "{err}"
+    );
     assert!(log.stats().refusing.is_some());
     log.set_cursor("slow-sink", log.last_seq()).unwrap();
     log.enforce_retention();
@@ -223,7 +240,10 @@ fn queries_filter_page_and_stream() {
         .unwrap();
         v
     };
-    let newest = collect(InstanceFilter { limit: 3, ..Default::default() });
+    let newest = collect(InstanceFilter {
+        limit: 3,
+        ..Default::default()
+    });
     assert_eq!(newest, vec![1000, 999, 998]);
     let b = collect(InstanceFilter {
         sensor: Some("p.B".into()),
@@ -232,9 +252,20 @@ fn queries_filter_page_and_stream() {
         ..Default::default()
     });
     assert_eq!(b, vec![8, 6, 4, 2]);
-    let after = collect(InstanceFilter { after: Some(995), limit: 0, ..Default::default() });
+    let after = collect(InstanceFilter {
+        after: Some(995),
+        limit: 0,
+        ..Default::default()
+    });
     assert_eq!(after, vec![996, 997, 998, 999, 1000]);
-    assert_eq!(collect(InstanceFilter { limit: 0, ..Default::default() }).len(), 1000);
+    assert_eq!(
+        collect(InstanceFilter {
+            limit: 0,
+            ..Default::default()
+        })
+        .len(),
+        1000
+    );
     let future = collect(InstanceFilter {
         since: Some("2999-01-01T00:00:00Z".into()),
         ..Default::default()
@@ -242,7 +273,10 @@ fn queries_filter_page_and_stream() {
     assert!(future.is_empty());
     let err = query::scan(
         &log,
-        &InstanceFilter { since: Some("yesterday".into()), ..Default::default() },
+        &InstanceFilter {
+            since: Some("yesterday".into()),
+            ..Default::default()
+        },
         |_| true,
     );
     assert!(matches!(err, Err(LogError::Invalid(_))));

@@ -17,7 +17,10 @@ pub struct LegacyInstances {
 impl LegacyInstances {
     /// The old tree, when it exists and is not empty.
     pub fn find(db: &sled::Db) -> Result<Option<LegacyInstances>, StoreError> {
-        let exists = db.tree_names().iter().any(|n| n.as_ref() == LEGACY_TREE.as_bytes());
+        let exists = db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == LEGACY_TREE.as_bytes());
         if !exists {
             return Ok(None);
         }
