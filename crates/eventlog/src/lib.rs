@@ -27,9 +27,12 @@ mod log;
 pub mod options;
 pub mod query;
 pub mod record;
+mod recover;
+mod retention;
 pub mod segment;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -8,29 +8,29 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::cursor::{check_name, sync_dir, Cursors};
+use crate::cursor::{check_name, Cursors};
 use crate::error::LogError;
 use crate::instance::{ms_rfc3339, now_ms, uuid_v7_ms};
-use crate::options::{LogOptions, OnFull};
-use crate::record::{encode, StoredRecord, HEADER, MAGIC};
-use crate::segment::{self, IndexEntry, SegState, Segment, INDEX_INTERVAL};
+use crate::options::LogOptions;
+use crate::record::{StoredRecord, MAGIC};
+use crate::recover::recover;
+use crate::segment::{self, Segment, INDEX_INTERVAL};
+use crate::writer::{writer_loop, Active};
 
 /// How far a record's append time may trail its id's time (the id is made
 /// when the dispatch is validated, the time when it is written): how far
 /// past the id's millisecond [`Log::find_id`] looks.
 const ID_SLACK_MS: u64 = 60_000;
-/// Largest write the writer builds at once.
-const MAX_WRITE: usize = 16 * 1024 * 1024;
 
 /// Records to append together: bodies back to back in one buffer.
 #[derive(Debug, Default, Clone)]
@@ -74,7 +74,7 @@ impl RecordBatch {
         self.buf.len()
     }
 
-    fn bodies(&self) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn bodies(&self) -> impl Iterator<Item = &[u8]> {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
             let b = &self.buf[start..end];
@@ -84,15 +84,15 @@ impl RecordBatch {
     }
 }
 
-const PENDING: u8 = 0;
-const DONE: u8 = 1;
-const FAILED: u8 = 2;
+pub(crate) const PENDING: u8 = 0;
+pub(crate) const DONE: u8 = 1;
+pub(crate) const FAILED: u8 = 2;
 
 #[derive(Debug, Default)]
-struct Slot {
-    state: AtomicU8,
-    first_seq: AtomicU64,
-    error: OnceLock<LogError>,
+pub(crate) struct Slot {
+    pub(crate) state: AtomicU8,
+    pub(crate) first_seq: AtomicU64,
+    pub(crate) error: OnceLock<LogError>,
 }
 
 /// A queued batch's promise: [`Completion::wait`] returns the seq of its
@@ -155,49 +155,49 @@ pub struct Progress {
     pub generation: u64,
 }
 
-struct Pending {
-    batch: RecordBatch,
-    slot: Arc<Slot>,
+pub(crate) struct Pending {
+    pub(crate) batch: RecordBatch,
+    pub(crate) slot: Arc<Slot>,
 }
 
 #[derive(Default)]
-struct Queue {
-    items: VecDeque<Pending>,
-    stop: bool,
+pub(crate) struct Queue {
+    pub(crate) items: VecDeque<Pending>,
+    pub(crate) stop: bool,
 }
 
 /// Counters shown by [`Log::stats`].
 #[derive(Debug, Default)]
-struct Counters {
-    appended: AtomicU64,
-    commits: AtomicU64,
-    failed_commits: AtomicU64,
-    rejected: AtomicU64,
-    dropped_records: AtomicU64,
-    deleted_segments: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) appended: AtomicU64,
+    pub(crate) commits: AtomicU64,
+    pub(crate) failed_commits: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) dropped_records: AtomicU64,
+    pub(crate) deleted_segments: AtomicU64,
 }
 
 pub(crate) struct Inner {
-    dir: PathBuf,
-    opts: LogOptions,
-    segments: RwLock<Vec<Arc<Segment>>>,
-    queue: Mutex<Queue>,
-    wake: Condvar,
-    queued_bytes: AtomicU64,
-    progress: watch::Sender<Progress>,
-    cursor_files: Cursors,
-    cursors: Mutex<BTreeMap<String, u64>>,
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: LogOptions,
+    pub(crate) segments: RwLock<Vec<Arc<Segment>>>,
+    pub(crate) queue: Mutex<Queue>,
+    pub(crate) wake: Condvar,
+    pub(crate) queued_bytes: AtomicU64,
+    pub(crate) progress: watch::Sender<Progress>,
+    pub(crate) cursor_files: Cursors,
+    pub(crate) cursors: Mutex<BTreeMap<String, u64>>,
     /// Why appends are refused (`on_full: reject`), when they are.
-    full: Mutex<Option<String>>,
+    pub(crate) full: Mutex<Option<String>>,
     /// One retention pass at a time (the writer, `enforce_retention`).
-    retention_lock: Mutex<()>,
+    pub(crate) retention_lock: Mutex<()>,
     /// The active segment should be rolled at the next chance.
-    roll_requested: std::sync::atomic::AtomicBool,
-    counters: Counters,
+    pub(crate) roll_requested: std::sync::atomic::AtomicBool,
+    pub(crate) counters: Counters,
     _lock: File,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded data are plain values that stay consistent on panic.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -697,517 +697,11 @@ pub struct CursorStats {
     pub lag: u64,
 }
 
-/// Find and recover the segment files of `dir`, oldest first.
-fn recover(dir: &Path) -> Result<Vec<Arc<Segment>>, LogError> {
-    let mut bases = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
-        let entry = entry.map_err(|e| LogError::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(stem) = name.strip_suffix(".log") {
-            if let Ok(base) = stem.parse::<u64>() {
-                bases.push(base);
-            }
-        } else if name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    bases.sort_unstable();
-    let mut out: Vec<Arc<Segment>> = Vec::new();
-    let n = bases.len();
-    for (i, base) in bases.into_iter().enumerate() {
-        let path = dir.join(Segment::file_name(base));
-        let is_last = i + 1 == n;
-        let file_len = std::fs::metadata(&path)
-            .map_err(|e| LogError::io(&path, e))?
-            .len();
-        if !is_last {
-            if let Some(st) = segment::read_index(&path, file_len) {
-                out.push(Arc::new(Segment::new(base, path, st)));
-                continue;
-            }
-        } else {
-            let _ = std::fs::remove_file(path.with_extension("idx"));
-        }
-        let scanned = match segment::scan(&path, base, is_last) {
-            Ok(s) => s,
-            Err(e @ LogError::Corrupt { .. }) => {
-                let aside = path.with_extension("log.corrupt");
-                tracing::error!(
-                    "trigger-instance log: {e}; moved it aside to {}",
-                    aside.display()
-                );
-                std::fs::rename(&path, &aside).map_err(|e| LogError::io(&path, e))?;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let mut st = scanned.state;
-        if let Some((at, bytes)) = scanned.truncated {
-            tracing::warn!(
-                "trigger-instance log: torn tail in segment {}: dropped {bytes} bytes at offset {at} (after the last good record, seq {})",
-                path.display(),
-                st.last_seq
-            );
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| LogError::io(&path, e))?;
-            if at < MAGIC.len() as u64 {
-                f.set_len(0).map_err(|e| LogError::io(&path, e))?;
-                f.write_all_at(MAGIC, 0)
-                    .map_err(|e| LogError::io(&path, e))?;
-                st.len = MAGIC.len() as u64;
-            } else {
-                f.set_len(at).map_err(|e| LogError::io(&path, e))?;
-            }
-            f.sync_all().map_err(|e| LogError::io(&path, e))?;
-        }
-        st.closed = !is_last;
-        if let Some(prev) = out.last() {
-            let prev_last = prev.state().last_seq;
-            if base != prev_last + 1 {
-                tracing::warn!(
-                    "trigger-instance log: records {}..{} are missing before segment {}",
-                    prev_last + 1,
-                    base.saturating_sub(1),
-                    path.display()
-                );
-            }
-        }
-        let seg = Segment::new(base, path, st);
-        if !is_last {
-            // Next open reads the index instead of scanning again.
-            if let Err(e) = segment::write_index(&seg) {
-                tracing::warn!("trigger-instance log: could not write an index: {e}");
-            }
-        }
-        out.push(Arc::new(seg));
-    }
-    Ok(out)
-}
-
 impl Inner {
-    fn segments(&self) -> Vec<Arc<Segment>> {
+    pub(crate) fn segments(&self) -> Vec<Arc<Segment>> {
         self.segments
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    /// Delete what retention allows; decide whether appends are refused.
-    fn retention(&self, now: u64) {
-        let _one = lock(&self.retention_lock);
-        let r = &self.opts.retention;
-        let segs = self.segments();
-        let mut total: u64 = segs.iter().map(|s| s.state().len).sum();
-        let cursors = lock(&self.cursors).clone();
-        let mut refusing = None;
-        let mut doomed = Vec::new();
-        for seg in segs.iter() {
-            let st = seg.state().clone();
-            if !st.closed {
-                break;
-            }
-            let too_old = st.records > 0
-                && now.saturating_sub(st.last_ts) > r.max_age.as_millis() as u64
-                || st.records == 0;
-            let too_big = total > r.max_bytes;
-            if !too_old && !too_big {
-                break;
-            }
-            let lagging = cursors
-                .iter()
-                .filter(|(_, &c)| c < st.last_seq)
-                .min_by_key(|(_, &c)| c);
-            if let Some((name, &c)) = lagging {
-                if !too_big {
-                    break; // old, but a consumer still needs it
-                }
-                if r.on_full == OnFull::Reject {
-                    refusing = Some(format!(
-                        "the trigger-instance log is full (log.retention.max_bytes = {} bytes) and consumer '{name}' has not read past seq {c} in its oldest segment ({} records behind); fix or remove that consumer, raise log.retention.max_bytes, or set log.retention.on_full: drop_oldest",
-                        r.max_bytes,
-                        self.progress.borrow().durable_seq.saturating_sub(c)
-                    ));
-                    break;
-                }
-                let unread = st.last_seq - c.max(seg.base.saturating_sub(1));
-                self.counters
-                    .dropped_records
-                    .fetch_add(unread, Ordering::Relaxed);
-                tracing::error!(
-                    "trigger-instance log full (log.retention.max_bytes = {}): deleted segment {} with {unread} records consumer '{name}' had not read (on_full: drop_oldest)",
-                    r.max_bytes,
-                    seg.path.display()
-                );
-            }
-            total -= st.len;
-            doomed.push(seg.clone());
-        }
-        if refusing.is_none() && total > r.max_bytes {
-            // Only the active segment is left over the limit: roll it so the
-            // next pass can delete it.
-            if segs.last().is_some_and(|s| s.state().records > 0) {
-                self.roll_requested.store(true, Ordering::Relaxed);
-            }
-        }
-        if !doomed.is_empty() {
-            {
-                let mut list = self.segments.write().unwrap_or_else(|p| p.into_inner());
-                list.retain(|s| !doomed.iter().any(|d| Arc::ptr_eq(d, s)));
-            }
-            for seg in &doomed {
-                let _ = std::fs::remove_file(seg.idx_path());
-                match std::fs::remove_file(&seg.path) {
-                    Ok(()) => {
-                        self.counters
-                            .deleted_segments
-                            .fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(
-                            "trigger-instance log: retention deleted segment {} (seqs {}..={})",
-                            seg.path.display(),
-                            seg.base,
-                            seg.state().last_seq
-                        );
-                    }
-                    Err(e) => tracing::error!(
-                        "trigger-instance log: could not delete {}: {e}",
-                        seg.path.display()
-                    ),
-                }
-            }
-            let _ = sync_dir(&self.dir);
-        }
-        let mut full = lock(&self.full);
-        if full.is_some() != refusing.is_some() {
-            match &refusing {
-                Some(why) => tracing::error!("{why}"),
-                None => tracing::info!("trigger-instance log accepts appends again"),
-            }
-        }
-        *full = refusing;
-    }
-}
-
-/// The writer's handle on the active segment.
-struct Active {
-    seg: Arc<Segment>,
-    file: File,
-    next_seq: u64,
-    last_ts: u64,
-    /// Offset of the newest index entry.
-    last_indexed: Option<u64>,
-    /// An fdatasync failed on this file: roll before writing again.
-    poisoned: bool,
-}
-
-impl Active {
-    fn open(inner: &Inner) -> Result<Active, LogError> {
-        let last = inner.segments().last().cloned();
-        match last {
-            Some(seg) => {
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&seg.path)
-                    .map_err(|e| LogError::io(&seg.path, e))?;
-                let st = seg.state().clone();
-                Ok(Active {
-                    next_seq: st.last_seq + 1,
-                    last_ts: st.last_ts,
-                    last_indexed: st.index.last().map(|e| e.offset),
-                    seg,
-                    file,
-                    poisoned: false,
-                })
-            }
-            None => {
-                let (seg, file) = create_segment(&inner.dir, 1)?;
-                inner
-                    .segments
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(seg.clone());
-                Ok(Active {
-                    seg,
-                    file,
-                    next_seq: 1,
-                    last_ts: 0,
-                    last_indexed: None,
-                    poisoned: false,
-                })
-            }
-        }
-    }
-
-    fn should_roll(&self, opts: &LogOptions, now: u64) -> bool {
-        let st = self.seg.state();
-        st.records > 0
-            && (self.poisoned
-                || st.len >= opts.segment_bytes
-                || now.saturating_sub(st.first_ts) >= opts.segment_max_age.as_millis() as u64)
-    }
-
-    /// Close this segment (write its index) and start the next.
-    fn roll(&mut self, inner: &Inner) -> Result<(), LogError> {
-        let (seg, file) = create_segment(&inner.dir, self.next_seq)?;
-        {
-            let mut st = self.seg.state_mut();
-            st.closed = true;
-        }
-        if let Err(e) = segment::write_index(&self.seg) {
-            tracing::warn!("trigger-instance log: could not write an index: {e}");
-        }
-        inner
-            .segments
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(seg.clone());
-        self.seg = seg;
-        self.file = file;
-        self.last_indexed = None;
-        self.poisoned = false;
-        Ok(())
-    }
-}
-
-fn create_segment(dir: &Path, base: u64) -> Result<(Arc<Segment>, File), LogError> {
-    let path = dir.join(Segment::file_name(base));
-    let io = |e| LogError::io(&path, e);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io)?;
-    file.write_all_at(MAGIC, 0).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    sync_dir(dir)?;
-    let st = SegState {
-        len: MAGIC.len() as u64,
-        last_seq: base - 1,
-        ..Default::default()
-    };
-    Ok((Arc::new(Segment::new(base, path, st)), file))
-}
-
-/// Logs a repeating error once a second with a count.
-struct RateLimited {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLimited {
-    fn error(&mut self, msg: &str) {
-        match self.last {
-            Some(t) if t.elapsed() < Duration::from_secs(1) => self.suppressed += 1,
-            _ => {
-                if self.suppressed > 0 {
-                    tracing::error!(
-                        "{msg} ({} more failed commits in the last second)",
-                        self.suppressed
-                    );
-                } else {
-                    tracing::error!("{msg}");
-                }
-                self.last = Some(Instant::now());
-                self.suppressed = 0;
-            }
-        }
-    }
-}
-
-fn writer_loop(inner: Arc<Inner>, mut active: Active) {
-    let mut last_check = Instant::now();
-    let mut errors = RateLimited {
-        last: None,
-        suppressed: 0,
-    };
-    loop {
-        let (pending, stop) = {
-            let mut q = lock(&inner.queue);
-            if q.items.is_empty() && !q.stop {
-                let wait = inner
-                    .opts
-                    .check_interval
-                    .saturating_sub(last_check.elapsed());
-                q = inner
-                    .wake
-                    .wait_timeout(q, wait.max(Duration::from_millis(1)))
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|p| p.into_inner().0);
-            }
-            let mut bytes = 0usize;
-            let mut taken = Vec::new();
-            while let Some(p) = q.items.front() {
-                if !taken.is_empty() && bytes + p.batch.bytes() > MAX_WRITE {
-                    break;
-                }
-                bytes += p.batch.bytes();
-                taken.extend(q.items.pop_front());
-            }
-            (taken, q.stop && q.items.is_empty())
-        };
-        let now = now_ms();
-        let housekeeping = last_check.elapsed() >= inner.opts.check_interval
-            || lock(&inner.full).is_some() && last_check.elapsed() >= Duration::from_millis(100);
-        if housekeeping {
-            if active.seg.state().records > 0
-                && (inner.roll_requested.swap(false, Ordering::Relaxed)
-                    || active.should_roll(&inner.opts, now))
-            {
-                roll_or_log(&inner, &mut active, &mut errors);
-            }
-            inner.retention(now);
-            last_check = Instant::now();
-        }
-        if !pending.is_empty() {
-            commit(&inner, &mut active, pending, &mut errors);
-        }
-        if stop {
-            return;
-        }
-    }
-}
-
-fn roll_or_log(inner: &Inner, active: &mut Active, errors: &mut RateLimited) {
-    match active.roll(inner) {
-        Ok(()) => inner.retention(now_ms()),
-        // Keeps appending to the current segment; retried at the next commit.
-        Err(e) => errors.error(&format!(
-            "trigger-instance log: could not start a new segment: {e}"
-        )),
-    }
-}
-
-fn fail(inner: &Inner, pending: Vec<Pending>, err: LogError) {
-    for p in pending {
-        inner
-            .queued_bytes
-            .fetch_sub(p.batch.bytes() as u64, Ordering::Relaxed);
-        let _ = p.slot.error.set(err.clone());
-        p.slot.state.store(FAILED, Ordering::Release);
-    }
-    inner.progress.send_modify(|p| p.generation += 1);
-}
-
-fn commit(inner: &Inner, active: &mut Active, pending: Vec<Pending>, errors: &mut RateLimited) {
-    if let Some(why) = lock(&inner.full).clone() {
-        let n: usize = pending.iter().map(|p| p.batch.len()).sum();
-        inner
-            .counters
-            .rejected
-            .fetch_add(n as u64, Ordering::Relaxed);
-        errors.error(&format!("rejected {n} trigger instances: {why}"));
-        return fail(inner, pending, LogError::Full(why));
-    }
-    let now = now_ms();
-    let roll = inner.roll_requested.load(Ordering::Relaxed) || active.should_roll(&inner.opts, now);
-    if roll && active.seg.state().records > 0 {
-        inner.roll_requested.store(false, Ordering::Relaxed);
-        roll_or_log(inner, active, errors);
-        if let Some(why) = lock(&inner.full).clone() {
-            return fail(inner, pending, LogError::Full(why));
-        }
-    }
-    let (start_len, was_empty) = {
-        let st = active.seg.state();
-        (st.len, st.records == 0)
-    };
-    let total: usize = pending
-        .iter()
-        .map(|p| p.batch.bytes() + p.batch.len() * HEADER)
-        .sum();
-    let mut buf = Vec::with_capacity(total);
-    let mut seq = active.next_seq;
-    let mut ts = active.last_ts;
-    let mut first_ts = None;
-    let mut index = Vec::new();
-    let mut last_indexed = active.last_indexed;
-    let mut firsts = Vec::with_capacity(pending.len());
-    for p in &pending {
-        ts = ts.max(p.batch.ts_ms.unwrap_or(now));
-        firsts.push(seq);
-        for body in p.batch.bodies() {
-            let offset = start_len + buf.len() as u64;
-            if last_indexed.is_none_or(|o| offset >= o + INDEX_INTERVAL) {
-                index.push(IndexEntry {
-                    seq,
-                    offset,
-                    ts_ms: ts,
-                });
-                last_indexed = Some(offset);
-            }
-            first_ts.get_or_insert(ts);
-            encode(&mut buf, seq, ts, body);
-            seq += 1;
-        }
-    }
-    let written = active
-        .file
-        .write_all_at(&buf, start_len)
-        .map_err(|e| (LogError::io(&active.seg.path, e), false))
-        .and_then(|()| {
-            active
-                .file
-                .sync_data()
-                .map_err(|e| (LogError::io(&active.seg.path, e), true))
-        });
-    inner.counters.commits.fetch_add(1, Ordering::Relaxed);
-    match written {
-        Ok(()) => {
-            let n = seq - active.next_seq;
-            {
-                let mut st = active.seg.state_mut();
-                st.len = start_len + buf.len() as u64;
-                st.last_seq = seq - 1;
-                st.records += n;
-                if was_empty {
-                    st.first_ts = first_ts.unwrap_or(ts);
-                }
-                st.last_ts = ts;
-                st.index.extend(index);
-            }
-            active.next_seq = seq;
-            active.last_ts = ts;
-            active.last_indexed = last_indexed;
-            inner.counters.appended.fetch_add(n, Ordering::Relaxed);
-            for (p, first) in pending.iter().zip(firsts) {
-                inner
-                    .queued_bytes
-                    .fetch_sub(p.batch.bytes() as u64, Ordering::Relaxed);
-                p.slot.first_seq.store(first, Ordering::Relaxed);
-                p.slot.state.store(DONE, Ordering::Release);
-            }
-            inner.progress.send_modify(|p| {
-                p.durable_seq = seq - 1;
-                p.generation += 1;
-            });
-        }
-        Err((err, in_sync)) => {
-            // Give back what the failed write took; after a failed fdatasync
-            // the file's cached pages cannot be trusted: roll away from it.
-            let _ = active.file.set_len(start_len);
-            if in_sync {
-                active.poisoned = true;
-            }
-            inner
-                .counters
-                .failed_commits
-                .fetch_add(1, Ordering::Relaxed);
-            let n: usize = pending.iter().map(|p| p.batch.len()).sum();
-            errors.error(&format!(
-                "trigger-instance log: could not store {n} trigger instances: {err}"
-            ));
-            let reason = match &err {
-                LogError::Io {
-                    disk_full: true, ..
-                } => format!("disk full: {err}"),
-                _ => err.to_string(),
-            };
-            fail(inner, pending, LogError::NotDurable(reason));
-        }
     }
 }

@@ -1,0 +1,344 @@
+//! The writer thread: owns the active segment, does the group commit
+//! (one `pwrite` + one `fdatasync` for everything queued), rolls segments
+//! and runs retention between commits.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cursor::sync_dir;
+use crate::error::LogError;
+use crate::instance::now_ms;
+use crate::log::{lock, Inner, Pending, DONE, FAILED};
+use crate::options::LogOptions;
+use crate::record::{encode, HEADER, MAGIC};
+use crate::segment::{self, IndexEntry, SegState, Segment, INDEX_INTERVAL};
+
+/// Largest write the writer builds at once.
+const MAX_WRITE: usize = 16 * 1024 * 1024;
+
+/// The writer's handle on the active segment.
+pub(crate) struct Active {
+    seg: Arc<Segment>,
+    file: File,
+    next_seq: u64,
+    last_ts: u64,
+    /// Offset of the newest index entry.
+    last_indexed: Option<u64>,
+    /// An fdatasync failed on this file: roll before writing again.
+    poisoned: bool,
+}
+
+impl Active {
+    pub(crate) fn open(inner: &Inner) -> Result<Active, LogError> {
+        let last = inner.segments().last().cloned();
+        match last {
+            Some(seg) => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&seg.path)
+                    .map_err(|e| LogError::io(&seg.path, e))?;
+                let st = seg.state().clone();
+                Ok(Active {
+                    next_seq: st.last_seq + 1,
+                    last_ts: st.last_ts,
+                    last_indexed: st.index.last().map(|e| e.offset),
+                    seg,
+                    file,
+                    poisoned: false,
+                })
+            }
+            None => {
+                let (seg, file) = create_segment(&inner.dir, 1)?;
+                inner
+                    .segments
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(seg.clone());
+                Ok(Active {
+                    seg,
+                    file,
+                    next_seq: 1,
+                    last_ts: 0,
+                    last_indexed: None,
+                    poisoned: false,
+                })
+            }
+        }
+    }
+
+    fn should_roll(&self, opts: &LogOptions, now: u64) -> bool {
+        let st = self.seg.state();
+        st.records > 0
+            && (self.poisoned
+                || st.len >= opts.segment_bytes
+                || now.saturating_sub(st.first_ts) >= opts.segment_max_age.as_millis() as u64)
+    }
+
+    /// Close this segment (write its index) and start the next.
+    fn roll(&mut self, inner: &Inner) -> Result<(), LogError> {
+        let (seg, file) = create_segment(&inner.dir, self.next_seq)?;
+        {
+            let mut st = self.seg.state_mut();
+            st.closed = true;
+        }
+        if let Err(e) = segment::write_index(&self.seg) {
+            tracing::warn!("trigger-instance log: could not write an index: {e}");
+        }
+        inner
+            .segments
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(seg.clone());
+        self.seg = seg;
+        self.file = file;
+        self.last_indexed = None;
+        self.poisoned = false;
+        Ok(())
+    }
+}
+
+fn create_segment(dir: &Path, base: u64) -> Result<(Arc<Segment>, File), LogError> {
+    let path = dir.join(Segment::file_name(base));
+    let io = |e| LogError::io(&path, e);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all_at(MAGIC, 0).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    sync_dir(dir)?;
+    let st = SegState {
+        len: MAGIC.len() as u64,
+        last_seq: base - 1,
+        ..Default::default()
+    };
+    Ok((Arc::new(Segment::new(base, path, st)), file))
+}
+
+/// Logs a repeating error once a second with a count.
+struct RateLimited {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    fn error(&mut self, msg: &str) {
+        match self.last {
+            Some(t) if t.elapsed() < Duration::from_secs(1) => self.suppressed += 1,
+            _ => {
+                if self.suppressed > 0 {
+                    tracing::error!(
+                        "{msg} ({} more failed commits in the last second)",
+                        self.suppressed
+                    );
+                } else {
+                    tracing::error!("{msg}");
+                }
+                self.last = Some(Instant::now());
+                self.suppressed = 0;
+            }
+        }
+    }
+}
+
+pub(crate) fn writer_loop(inner: Arc<Inner>, mut active: Active) {
+    let mut last_check = Instant::now();
+    let mut errors = RateLimited {
+        last: None,
+        suppressed: 0,
+    };
+    loop {
+        let (pending, stop) = {
+            let mut q = lock(&inner.queue);
+            if q.items.is_empty() && !q.stop {
+                let wait = inner
+                    .opts
+                    .check_interval
+                    .saturating_sub(last_check.elapsed());
+                q = inner
+                    .wake
+                    .wait_timeout(q, wait.max(Duration::from_millis(1)))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            let mut bytes = 0usize;
+            let mut taken = Vec::new();
+            while let Some(p) = q.items.front() {
+                if !taken.is_empty() && bytes + p.batch.bytes() > MAX_WRITE {
+                    break;
+                }
+                bytes += p.batch.bytes();
+                taken.extend(q.items.pop_front());
+            }
+            (taken, q.stop && q.items.is_empty())
+        };
+        let now = now_ms();
+        let housekeeping = last_check.elapsed() >= inner.opts.check_interval
+            || lock(&inner.full).is_some() && last_check.elapsed() >= Duration::from_millis(100);
+        if housekeeping {
+            if active.seg.state().records > 0
+                && (inner.roll_requested.swap(false, Ordering::Relaxed)
+                    || active.should_roll(&inner.opts, now))
+            {
+                roll_or_log(&inner, &mut active, &mut errors);
+            }
+            inner.retention(now);
+            last_check = Instant::now();
+        }
+        if !pending.is_empty() {
+            commit(&inner, &mut active, pending, &mut errors);
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+fn roll_or_log(inner: &Inner, active: &mut Active, errors: &mut RateLimited) {
+    match active.roll(inner) {
+        Ok(()) => inner.retention(now_ms()),
+        // Keeps appending to the current segment; retried at the next commit.
+        Err(e) => errors.error(&format!(
+            "trigger-instance log: could not start a new segment: {e}"
+        )),
+    }
+}
+
+fn fail(inner: &Inner, pending: Vec<Pending>, err: LogError) {
+    for p in pending {
+        inner
+            .queued_bytes
+            .fetch_sub(p.batch.bytes() as u64, Ordering::Relaxed);
+        let _ = p.slot.error.set(err.clone());
+        p.slot.state.store(FAILED, Ordering::Release);
+    }
+    inner.progress.send_modify(|p| p.generation += 1);
+}
+
+fn commit(inner: &Inner, active: &mut Active, pending: Vec<Pending>, errors: &mut RateLimited) {
+    if let Some(why) = lock(&inner.full).clone() {
+        let n: usize = pending.iter().map(|p| p.batch.len()).sum();
+        inner
+            .counters
+            .rejected
+            .fetch_add(n as u64, Ordering::Relaxed);
+        errors.error(&format!("rejected {n} trigger instances: {why}"));
+        return fail(inner, pending, LogError::Full(why));
+    }
+    let now = now_ms();
+    let roll = inner.roll_requested.load(Ordering::Relaxed) || active.should_roll(&inner.opts, now);
+    if roll && active.seg.state().records > 0 {
+        inner.roll_requested.store(false, Ordering::Relaxed);
+        roll_or_log(inner, active, errors);
+        if let Some(why) = lock(&inner.full).clone() {
+            return fail(inner, pending, LogError::Full(why));
+        }
+    }
+    let (start_len, was_empty) = {
+        let st = active.seg.state();
+        (st.len, st.records == 0)
+    };
+    let total: usize = pending
+        .iter()
+        .map(|p| p.batch.bytes() + p.batch.len() * HEADER)
+        .sum();
+    let mut buf = Vec::with_capacity(total);
+    let mut seq = active.next_seq;
+    let mut ts = active.last_ts;
+    let mut first_ts = None;
+    let mut index = Vec::new();
+    let mut last_indexed = active.last_indexed;
+    let mut firsts = Vec::with_capacity(pending.len());
+    for p in &pending {
+        ts = ts.max(p.batch.ts_ms.unwrap_or(now));
+        firsts.push(seq);
+        for body in p.batch.bodies() {
+            let offset = start_len + buf.len() as u64;
+            if last_indexed.is_none_or(|o| offset >= o + INDEX_INTERVAL) {
+                index.push(IndexEntry {
+                    seq,
+                    offset,
+                    ts_ms: ts,
+                });
+                last_indexed = Some(offset);
+            }
+            first_ts.get_or_insert(ts);
+            encode(&mut buf, seq, ts, body);
+            seq += 1;
+        }
+    }
+    let written = active
+        .file
+        .write_all_at(&buf, start_len)
+        .map_err(|e| (LogError::io(&active.seg.path, e), false))
+        .and_then(|()| {
+            active
+                .file
+                .sync_data()
+                .map_err(|e| (LogError::io(&active.seg.path, e), true))
+        });
+    inner.counters.commits.fetch_add(1, Ordering::Relaxed);
+    match written {
+        Ok(()) => {
+            let n = seq - active.next_seq;
+            {
+                let mut st = active.seg.state_mut();
+                st.len = start_len + buf.len() as u64;
+                st.last_seq = seq - 1;
+                st.records += n;
+                if was_empty {
+                    st.first_ts = first_ts.unwrap_or(ts);
+                }
+                st.last_ts = ts;
+                st.index.extend(index);
+            }
+            active.next_seq = seq;
+            active.last_ts = ts;
+            active.last_indexed = last_indexed;
+            inner.counters.appended.fetch_add(n, Ordering::Relaxed);
+            for (p, first) in pending.iter().zip(firsts) {
+                inner
+                    .queued_bytes
+                    .fetch_sub(p.batch.bytes() as u64, Ordering::Relaxed);
+                p.slot.first_seq.store(first, Ordering::Relaxed);
+                p.slot.state.store(DONE, Ordering::Release);
+            }
+            inner.progress.send_modify(|p| {
+                p.durable_seq = seq - 1;
+                p.generation += 1;
+            });
+        }
+        Err((err, in_sync)) => {
+            // Give back what the failed write took; after a failed fdatasync
+            // the file's cached pages cannot be trusted: roll away from it.
+            let _ = active.file.set_len(start_len);
+            if in_sync {
+                active.poisoned = true;
+            }
+            inner
+                .counters
+                .failed_commits
+                .fetch_add(1, Ordering::Relaxed);
+            let n: usize = pending.iter().map(|p| p.batch.len()).sum();
+            errors.error(&format!(
+                "trigger-instance log: could not store {n} trigger instances: {err}"
+            ));
+            let reason = match &err {
+                LogError::Io {
+                    disk_full: true, ..
+                } => format!("disk full: {err}"),
+                _ => err.to_string(),
+            };
+            fail(inner, pending, LogError::NotDurable(reason));
+        }
+    }
+}
