@@ -675,40 +675,20 @@ impl Ops {
             }
             (None, None) => log.last_seq() + 1,
         };
+        let mut found = eventlog::follow::follow(log, from, filter, STREAM_BUFFER);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(async move {
-            let mut progress = log.subscribe();
-            let mut next = from;
             loop {
-                let batch_log = log.clone();
-                let read = tokio::task::spawn_blocking(move || batch_log.read(next, 512)).await;
-                let recs = match read {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => {
-                        let _ = tx.send(Err(e.into())).await;
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(internal(e))).await;
-                        return;
-                    }
+                // Leaving when the reader leaves also drops `found`, which
+                // ends the follower.
+                let item = tokio::select! {
+                    item = found.recv() => item,
+                    _ = tx.closed() => return,
                 };
-                if recs.is_empty() {
-                    // Caught up: wait for more, or for the reader to leave.
-                    tokio::select! {
-                        changed = progress.changed() => if changed.is_err() { return },
-                        _ = tx.closed() => return,
-                    }
-                    continue;
-                }
-                for r in recs {
-                    next = r.seq + 1;
-                    let Some(i) = eventlog::query::decode(r.seq, &r.body) else {
-                        continue;
-                    };
-                    if filter.matches(&i) && tx.send(to_json(&i)).await.is_err() {
-                        return;
-                    }
+                let Some(item) = item else { return };
+                let item = item.map_err(OpError::from).and_then(|i| to_json(&i));
+                if tx.send(item).await.is_err() {
+                    return;
                 }
             }
         });

@@ -22,6 +22,7 @@
 
 pub mod cursor;
 pub mod error;
+pub mod follow;
 pub mod instance;
 mod log;
 pub mod options;

@@ -14,6 +14,7 @@
 //! sled lets a single process open the database; a second opener gets
 //! [`StoreError::Locked`].
 
+pub mod apikeys;
 pub mod commit;
 pub mod crypto;
 pub mod datastore;
@@ -26,6 +27,7 @@ pub mod registry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use apikeys::{ApiKeyRecord, ApiKeys};
 pub use commit::{GroupCommit, Ticket};
 pub use crypto::{CryptoError, CryptoKey};
 pub use datastore::{Datastore, KeyValue, Scope};
@@ -55,6 +57,8 @@ pub struct Store {
     path: PathBuf,
     /// The registry trees.
     pub registry: Registry,
+    /// API keys of the TCP API (stored hashed).
+    pub api_keys: ApiKeys,
     /// The key-value datastore (no encryption key until
     /// [`Datastore::with_crypto`] gives it one).
     pub datastore: Datastore,
@@ -77,10 +81,12 @@ impl Store {
         let registry = Registry::open(&db)?;
         let commit = Arc::new(GroupCommit::start(db.clone()));
         let datastore = Datastore::open(&db, commit.clone())?;
+        let api_keys = ApiKeys::open(&db)?;
         Ok(Store {
             db,
             path,
             registry,
+            api_keys,
             datastore,
             commit,
         })
