@@ -243,6 +243,9 @@ impl Env {
             .args(self.global_args())
             .args(["--log-level", "info"])
             .args(args)
+            // No TCP listener unless a test asks for one (tests run in
+            // parallel; a fixed port would collide).
+            .env("SENSORCONTAINER_API_LISTEN", "none")
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())

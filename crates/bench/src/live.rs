@@ -166,6 +166,8 @@ impl Workspace {
                 cmd.env_remove(k);
             }
         }
+        // No TCP API: rows may run containers side by side.
+        cmd.env("SENSORCONTAINER_API_LISTEN", "none");
         cmd.current_dir(self.dir.path()).stdin(Stdio::null());
         cmd
     }

@@ -82,6 +82,22 @@ pub struct FileConfig {
     pub keyvalue: KeyValueSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub api: ApiSection,
+}
+
+/// `api:` — the HTTP front door (see conf/sensorcontainer.yaml).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// "HOST:PORT" or a list of them; empty disables TCP.
+    pub listen: Option<serde_yaml::Value>,
+    pub metrics_auth: Option<bool>,
+    pub dedupe_window: Option<serde_yaml::Value>,
+    pub dedupe_on_trace_tag: Option<bool>,
+    pub read_timeout: Option<serde_yaml::Value>,
+    pub max_connections: Option<usize>,
+    pub max_body_bytes: Option<serde_yaml::Value>,
 }
 
 /// `log:` — the trigger-instance log (see conf/sensorcontainer.yaml).
@@ -219,6 +235,8 @@ pub struct Settings {
     pub container: ContainerSettings,
     /// The trigger-instance log (`log:`).
     pub log: eventlog::LogOptions,
+    /// The HTTP front door (`api:`).
+    pub api: api::ApiSettings,
 }
 
 impl Settings {
@@ -302,6 +320,7 @@ impl Settings {
             log_level,
             container,
             log: log_options(&file.log)?,
+            api: api_settings(&file.api)?,
         })
     }
 
@@ -316,6 +335,74 @@ impl Settings {
 
 /// A restart section over `base` (the defaults, or the global policy for a
 /// per-sensor override). `key` names the section in errors.
+/// Parse `api.listen` (or `--api-listen`): comma-separated or a YAML list
+/// of `HOST:PORT`; empty or `none` = no TCP.
+pub fn listen_addrs(key: &str, items: &[String]) -> Result<Vec<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    for item in items
+        .iter()
+        .flat_map(|i| i.split(','))
+        .map(str::trim)
+        .filter(|i| !i.is_empty() && *i != "none")
+    {
+        let addrs = item
+            .to_socket_addrs()
+            .with_context(|| format!("{key}: '{item}' is not HOST:PORT"))?;
+        out.extend(addrs.take(1));
+    }
+    Ok(out)
+}
+
+fn api_settings(a: &ApiSection) -> Result<api::ApiSettings> {
+    let mut o = api::ApiSettings::default();
+    if let Some(v) = &a.listen {
+        let items: Vec<String> = match v {
+            serde_yaml::Value::String(s) => vec![s.clone()],
+            serde_yaml::Value::Sequence(seq) => seq
+                .iter()
+                .map(|x| {
+                    x.as_str().map(str::to_string).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "api.listen: every entry must be a \"HOST:PORT\" string, got {x:?}"
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?,
+            serde_yaml::Value::Null => vec![],
+            other => {
+                anyhow::bail!("api.listen: expected \"HOST:PORT\" or a list of them, got {other:?}")
+            }
+        };
+        o.listen = listen_addrs("api.listen", &items)?;
+    }
+    if let Some(b) = a.metrics_auth {
+        o.metrics_auth = b;
+    }
+    if let Some(d) = span("api.dedupe_window", &a.dedupe_window)? {
+        o.dedupe_window = d;
+    }
+    if let Some(b) = a.dedupe_on_trace_tag {
+        o.dedupe_on_trace_tag = b;
+    }
+    if let Some(d) = span("api.read_timeout", &a.read_timeout)? {
+        anyhow::ensure!(!d.is_zero(), "api.read_timeout: must be at least 1 second");
+        o.read_timeout = d;
+    }
+    if let Some(n) = a.max_connections {
+        anyhow::ensure!(n >= 1, "api.max_connections: must be at least 1");
+        o.max_connections = n;
+    }
+    if let Some(b) = size("api.max_body_bytes", &a.max_body_bytes)? {
+        anyhow::ensure!(
+            b >= 1024,
+            "api.max_body_bytes: must be at least 1024, got {b}"
+        );
+        o.max_body_bytes = b as usize;
+    }
+    Ok(o)
+}
+
 fn log_options(l: &LogSection) -> Result<eventlog::LogOptions> {
     let mut o = eventlog::LogOptions::default();
     if let Some(b) = size("log.segment_bytes", &l.segment_bytes)? {

@@ -11,98 +11,20 @@ use std::time::SystemTime;
 use container::dispatcher::Dispatcher;
 use container::kv::KvService;
 use container::status::StatusSnapshot;
-use container::{Container, ContainerError};
-use eventlog::{EventLog, InstanceFilter, LogError};
+use container::Container;
+use eventlog::{EventLog, InstanceFilter};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use store::datastore::{KeyValue, Scope};
 use store::registrar::RegisterWhat;
-use store::{SensorRecord, Store, StoreError};
+use store::{SensorRecord, Store};
 use tokio::sync::mpsc;
 
 use crate::config::Settings;
 use crate::reload::{self, ReloadMode};
 
-/// Why an operation failed; maps to an HTTP status on the control API.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct OpError {
-    pub kind: OpErrorKind,
-    pub message: String,
-}
-
-/// The class of an [`OpError`].
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OpErrorKind {
-    /// The named thing does not exist (404).
-    NotFound,
-    /// Bad input (400).
-    Invalid,
-    /// Not possible in this state, e.g. restart with no container (409).
-    Conflict,
-    /// Something broke (500).
-    Internal,
-}
-
-impl OpError {
-    fn new(kind: OpErrorKind, message: impl Into<String>) -> OpError {
-        OpError {
-            kind,
-            message: message.into(),
-        }
-    }
-
-    /// The HTTP status for this error.
-    pub fn http_status(&self) -> u16 {
-        match self.kind {
-            OpErrorKind::NotFound => 404,
-            OpErrorKind::Invalid => 400,
-            OpErrorKind::Conflict => 409,
-            OpErrorKind::Internal => 500,
-        }
-    }
-}
-
-impl std::fmt::Display for OpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for OpError {}
-
-impl From<StoreError> for OpError {
-    fn from(e: StoreError) -> OpError {
-        let kind = match &e {
-            StoreError::NotFound { .. } => OpErrorKind::NotFound,
-            StoreError::Invalid(_) | StoreError::Crypto(_) => OpErrorKind::Invalid,
-            _ => OpErrorKind::Internal,
-        };
-        OpError::new(kind, e.to_string())
-    }
-}
-
-impl From<LogError> for OpError {
-    fn from(e: LogError) -> OpError {
-        let kind = match &e {
-            LogError::Invalid(_) => OpErrorKind::Invalid,
-            _ => OpErrorKind::Internal,
-        };
-        OpError::new(kind, e.to_string())
-    }
-}
-
-impl From<ContainerError> for OpError {
-    fn from(e: ContainerError) -> OpError {
-        let kind = match &e {
-            ContainerError::UnknownSensor(_) => OpErrorKind::NotFound,
-            ContainerError::NotAssigned(_) => OpErrorKind::Conflict,
-            _ => OpErrorKind::Internal,
-        };
-        OpError::new(kind, e.to_string())
-    }
-}
+pub use api::ops::{OpError, OpErrorKind, OpStream, Operations};
 
 fn internal(e: impl std::fmt::Display) -> OpError {
     OpError::new(OpErrorKind::Internal, e.to_string())
@@ -181,6 +103,26 @@ impl SensorView {
     }
 }
 
+/// An API key as shown: never the key, nor its digest.
+#[derive(Debug, Serialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: Option<String>,
+    pub created: String,
+    pub last_used: Option<String>,
+}
+
+impl From<&store::ApiKeyRecord> for ApiKeyView {
+    fn from(r: &store::ApiKeyRecord) -> ApiKeyView {
+        ApiKeyView {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            created: r.created.clone(),
+            last_used: r.last_used.clone(),
+        }
+    }
+}
+
 /// The executor of operations.
 pub struct Ops {
     store: Arc<Store>,
@@ -222,9 +164,6 @@ struct TailParams {
 
 /// Instances a stream buffers ahead of a slow reader.
 const STREAM_BUFFER: usize = 256;
-
-/// The items of a streaming operation, in order.
-pub type OpStream = mpsc::Receiver<Result<Value, OpError>>;
 
 #[derive(Deserialize)]
 struct IdParam {
@@ -401,6 +340,33 @@ impl Ops {
                 }
             }
             "log.stats" => to_json(&self.log.stats()),
+            "apikey.create" => {
+                #[derive(Deserialize)]
+                struct P {
+                    name: Option<String>,
+                }
+                let P { name } = params(op, p)?;
+                let (key, rec) = self
+                    .store
+                    .api_keys
+                    .create(name, eventlog::instance::now_rfc3339())?;
+                let mut v = to_json(&ApiKeyView::from(&rec))?;
+                v["key"] = json!(key);
+                Ok(v)
+            }
+            "apikey.list" => to_json(
+                &self
+                    .store
+                    .api_keys
+                    .list()?
+                    .iter()
+                    .map(ApiKeyView::from)
+                    .collect::<Vec<_>>(),
+            ),
+            "apikey.delete" => {
+                let IdParam { id } = params(op, p)?;
+                to_json(&ApiKeyView::from(&self.store.api_keys.delete(&id)?))
+            }
             "key.list" => {
                 let q: KeyListParams = params(op, p)?;
                 let items = self.kv.datastore.list(
@@ -770,4 +736,19 @@ fn check_parameters(tt: &content::TriggerType, parameters: &Value) -> Result<(),
             ),
         )
     })
+}
+
+impl Operations for Ops {
+    fn execute<'a>(
+        &'a self,
+        op: &'a str,
+        params: Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, OpError>> + Send + 'a>>
+    {
+        Box::pin(Ops::execute(self, op, params))
+    }
+
+    fn stream(&self, op: &str, params: Value) -> Option<Result<OpStream, OpError>> {
+        Ops::stream(self, op, params)
+    }
 }

@@ -6,7 +6,6 @@
 //! the database itself. Both run the same operations ([`crate::ops`]), so
 //! the output is the same either way.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,19 @@ use crate::output::{or_dash, print_json, Table};
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
+    /// Run the command against the container at this URL (http://HOST:PORT,
+    /// its api.listen) instead of the local data directory
+    #[arg(long, global = true, env = "SENSORCTL_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// API key for --url (see `sensorctl apikey create`)
+    #[arg(
+        long,
+        global = true,
+        env = "SENSORCTL_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,6 +68,28 @@ pub enum Command {
     /// The datastore: keys, values, secrets, TTLs
     #[command(subcommand)]
     Key(KeyCmd),
+    /// API keys for the TCP API (shown once when created, stored hashed)
+    #[command(subcommand)]
+    Apikey(ApikeyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCmd {
+    /// Create a key and print it (the only time it is shown)
+    Create {
+        /// A name to recognise it by
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Keys: id, name, created, last used (never the key)
+    List(JsonFlag),
+    /// Delete a key: requests using it get 401 from then on
+    Delete {
+        /// The key's id (from `apikey list`)
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -257,8 +291,8 @@ pub enum LogCmd {
 
 /// Where operations run: the container's control API, or this process.
 pub enum Backend {
-    /// A running container, through its control socket.
-    Remote(PathBuf),
+    /// A running container, through its control socket or over TCP.
+    Remote(api::client::Endpoint),
     /// No container: the database, opened here.
     Local(Box<Ops>),
 }
@@ -266,10 +300,16 @@ pub enum Backend {
 impl Backend {
     /// Use the control API if a container answers on the data dir's socket,
     /// else open the database.
-    pub async fn connect(settings: &Settings) -> Result<Backend> {
+    pub async fn connect(
+        settings: &Settings,
+        remote: Option<api::client::Endpoint>,
+    ) -> Result<Backend> {
+        if let Some(ep) = remote {
+            return Ok(Backend::Remote(ep));
+        }
         let sock = control::socket_path(&settings.data_dir);
         if tokio::net::UnixStream::connect(&sock).await.is_ok() {
-            return Ok(Backend::Remote(sock));
+            return Ok(Backend::Remote(api::client::Endpoint::Unix(sock)));
         }
         let store = Arc::new(open_store(settings)?);
         let log = crate::instances::open(settings, &store, &|line| eprintln!("{line}"))?;
@@ -302,8 +342,8 @@ impl Backend {
                     out
                 }
             },
-            Backend::Remote(sock) => {
-                control::call_stream(sock, op, &params, Duration::from_secs(60), each).await?
+            Backend::Remote(ep) => {
+                api::client::call_stream(ep, op, &params, Duration::from_secs(60), each).await?
             }
         };
         result.map_err(|e| anyhow::anyhow!(e.message))
@@ -313,14 +353,14 @@ impl Backend {
     pub async fn call(&self, op: &str, params: Value) -> Result<Value> {
         let result = match self {
             Backend::Local(ops) => ops.execute(op, params).await,
-            Backend::Remote(sock) => {
+            Backend::Remote(ep) => {
                 // Operations that stop sensors wait up to their grace periods.
                 let slow = matches!(
                     op,
                     "reload" | "sensor.enable" | "sensor.disable" | "sensor.restart"
                 );
                 let timeout = Duration::from_secs(if slow { 600 } else { 60 });
-                control::call(sock, op, &params, timeout).await?
+                api::client::call(ep, op, &params, timeout).await?
             }
         };
         result.map_err(|e| anyhow::anyhow!(e.message))
@@ -359,7 +399,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
     }
-    let backend = Backend::connect(&settings).await?;
+    let remote = match &cli.url {
+        Some(url) => Some(api::client::Endpoint::http(url, cli.api_key.clone())?),
+        None => None,
+    };
+    let backend = Backend::connect(&settings, remote).await?;
     match cli.command {
         Command::Pack(PackCmd::SetupVirtualenv { .. }) => unreachable!("handled above"),
         Command::Reload(args) => {
@@ -547,6 +591,32 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{:<16} {}", "payload:", pretty(&v["payload"]));
         }
         Command::Key(cmd) => crate::key::run(&backend, cmd).await?,
+        Command::Apikey(ApikeyCmd::Create { name, json }) => {
+            let v = backend.call("apikey.create", json!({"name": name})).await?;
+            if json.json {
+                return print_json(&v);
+            }
+            println!("{}", s(&v["key"]));
+            eprintln!(
+                "API key {} created. It is shown only now: store it (only its SHA-256 is kept).",
+                s(&v["id"])
+            );
+        }
+        Command::Apikey(ApikeyCmd::List(f)) => {
+            let v = backend.call("apikey.list", json!({})).await?;
+            table_or_json(f, &v, &["ID", "NAME", "CREATED", "LAST USED"], |k| {
+                vec![
+                    s(&k["id"]),
+                    s(&k["name"]),
+                    s(&k["created"]),
+                    s(&k["last_used"]),
+                ]
+            })?;
+        }
+        Command::Apikey(ApikeyCmd::Delete { id }) => {
+            let v = backend.call("apikey.delete", json!({"id": id})).await?;
+            println!("Deleted API key {}.", s(&v["id"]));
+        }
         Command::Trigger(cmd) => trigger(&backend, cmd).await?,
     }
     Ok(())
@@ -652,7 +722,7 @@ async fn restart_pack_sensors(settings: &Settings, pack: &str) -> Result<()> {
     if tokio::net::UnixStream::connect(&sock).await.is_err() {
         return Ok(());
     }
-    let backend = Backend::Remote(sock);
+    let backend = Backend::Remote(api::client::Endpoint::Unix(sock));
     let sensors = backend.call("sensor.list", json!({})).await?;
     for s in sensors.as_array().into_iter().flatten() {
         let live = !matches!(s["state"].as_str(), Some("disabled" | "not_assigned"));

@@ -368,6 +368,7 @@ impl Reader {
     fn prepare(&mut self, params: Value) -> Result<TriggerInstance, RpcError> {
         let sensor = self.ctx.sensor_ref.as_str();
         let params: DispatchParams = serde_json::from_value(params).map_err(|e| {
+            self.status.rejected.fetch_add(1, Ordering::Relaxed);
             let err = RpcError::new(codes::INVALID_PARAMS, format!("dispatch params: {e}"));
             tracing::warn!(sensor, "dispatch rejected: {}", err.message);
             err
@@ -376,6 +377,8 @@ impl Reader {
         self.deps.dispatcher.prepare(Some(sensor), params).inspect_err(|err| {
             if err.code == codes::VALIDATION_FAILED {
                 self.status.validation_failures.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.status.rejected.fetch_add(1, Ordering::Relaxed);
             }
             tracing::warn!(sensor, trigger = %trigger, code = err.code, "dispatch rejected: {}", err.message);
         })

@@ -48,6 +48,8 @@ pub struct StatusSnapshot {
     pub started_at: Option<SystemTime>,
     pub dispatched: u64,
     pub validation_failures: u64,
+    /// Dispatches refused for other reasons (unknown trigger, bad params).
+    pub rejected: u64,
 }
 
 /// Live status of one sensor.
@@ -57,6 +59,8 @@ pub struct SensorStatus {
     pub dispatched: AtomicU64,
     /// Dispatches rejected by payload validation.
     pub validation_failures: AtomicU64,
+    /// Dispatches refused for other reasons (unknown trigger, bad params).
+    pub rejected: AtomicU64,
 }
 
 struct StatusInner {
@@ -84,6 +88,7 @@ impl Default for SensorStatus {
             }),
             dispatched: AtomicU64::new(0),
             validation_failures: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         }
     }
 }
@@ -143,6 +148,7 @@ impl SensorStatus {
             started_at: s.started_at,
             dispatched: self.dispatched.load(Ordering::Relaxed),
             validation_failures: self.validation_failures.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
         }
     }
 }

@@ -164,6 +164,11 @@ impl Container {
             .collect()
     }
 
+    /// The dispatcher every source stores through.
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.deps.dispatcher
+    }
+
     /// The datastore service (with the container's encryption key).
     pub fn kv(&self) -> &KvService {
         &self.deps.kv

@@ -36,7 +36,9 @@ pub fn follow(
                     return;
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(LogError::Invalid(format!("log reader failed: {e}")))).await;
+                    let _ = tx
+                        .send(Err(LogError::Invalid(format!("log reader failed: {e}"))))
+                        .await;
                     return;
                 }
             };
@@ -50,7 +52,9 @@ pub fn follow(
             }
             for r in recs {
                 next = r.seq + 1;
-                let Some(i) = decode(r.seq, &r.body) else { continue };
+                let Some(i) = decode(r.seq, &r.body) else {
+                    continue;
+                };
                 if filter.matches(&i) && tx.send(Ok(i)).await.is_err() {
                     return;
                 }

@@ -41,7 +41,9 @@ use std::time::Duration;
 
 pub use error::LogError;
 pub use instance::TriggerInstance;
-pub use log::{Completion, CursorStats, Log, LogStats, Progress, RecordBatch, SegmentStats};
+pub use log::{
+    CommitObserver, Completion, CursorStats, Log, LogStats, Progress, RecordBatch, SegmentStats,
+};
 pub use options::{LogOptions, OnFull, Retention};
 pub use query::{InstanceFilter, Order};
 pub use record::StoredRecord;
@@ -80,6 +82,8 @@ pub trait EventLog: Send + Sync {
     fn refusing(&self) -> Option<String>;
     /// Segments, bytes, seqs, retention, cursors.
     fn stats(&self) -> LogStats;
+    /// Be told about every successful group commit.
+    fn set_commit_observer(&self, f: CommitObserver);
 }
 
 impl EventLog for Log {
@@ -128,5 +132,8 @@ impl EventLog for Log {
     }
     fn stats(&self) -> LogStats {
         Log::stats(self)
+    }
+    fn set_commit_observer(&self, f: CommitObserver) {
+        Log::set_commit_observer(self, f)
     }
 }

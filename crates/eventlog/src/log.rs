@@ -194,8 +194,15 @@ pub(crate) struct Inner {
     /// The active segment should be rolled at the next chance.
     pub(crate) roll_requested: std::sync::atomic::AtomicBool,
     pub(crate) counters: Counters,
+    /// Called after each successful commit with (records, write + sync time).
+    pub(crate) observer: OnceLock<CommitObserver>,
+    /// The error of the newest commit, if it failed.
+    pub(crate) last_error: Mutex<Option<String>>,
     _lock: File,
 }
+
+/// Told about every successful group commit: records and write + sync time.
+pub type CommitObserver = Box<dyn Fn(usize, Duration) + Send + Sync>;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded data are plain values that stay consistent on panic.
@@ -246,6 +253,8 @@ impl Log {
             retention_lock: Mutex::new(()),
             roll_requested: false.into(),
             counters: Counters::default(),
+            observer: OnceLock::new(),
+            last_error: Mutex::new(None),
             _lock: lock_file,
         });
         let active = Active::open(&inner)?;
@@ -524,6 +533,11 @@ impl Log {
         Ok(())
     }
 
+    /// Be told about every successful commit (first caller wins).
+    pub fn set_commit_observer(&self, f: CommitObserver) {
+        let _ = self.inner.observer.set(f);
+    }
+
     /// Why appends are refused right now, if they are.
     pub fn refusing(&self) -> Option<String> {
         lock(&self.inner.full).clone()
@@ -590,6 +604,7 @@ impl Log {
             },
             cursors,
             refusing: self.refusing(),
+            last_error: lock(&inner.last_error).clone(),
             appended: c.appended.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             failed_commits: c.failed_commits.load(Ordering::Relaxed),
@@ -656,6 +671,9 @@ pub struct LogStats {
     pub cursors: Vec<CursorStats>,
     /// Why appends are refused, when they are.
     pub refusing: Option<String>,
+    /// The error of the newest commit, when it failed (cleared by the next
+    /// successful one).
+    pub last_error: Option<String>,
     /// Since this process opened the log.
     pub appended: u64,
     pub commits: u64,

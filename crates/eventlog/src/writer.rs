@@ -276,6 +276,7 @@ fn commit(inner: &Inner, active: &mut Active, pending: Vec<Pending>, errors: &mu
             seq += 1;
         }
     }
+    let started = Instant::now();
     let written = active
         .file
         .write_all_at(&buf, start_len)
@@ -305,6 +306,10 @@ fn commit(inner: &Inner, active: &mut Active, pending: Vec<Pending>, errors: &mu
             active.last_ts = ts;
             active.last_indexed = last_indexed;
             inner.counters.appended.fetch_add(n, Ordering::Relaxed);
+            *lock(&inner.last_error) = None;
+            if let Some(observe) = inner.observer.get() {
+                observe(n as usize, started.elapsed());
+            }
             for (p, first) in pending.iter().zip(firsts) {
                 inner
                     .queued_bytes
@@ -332,6 +337,7 @@ fn commit(inner: &Inner, active: &mut Active, pending: Vec<Pending>, errors: &mu
             errors.error(&format!(
                 "trigger-instance log: could not store {n} trigger instances: {err}"
             ));
+            *lock(&inner.last_error) = Some(err.to_string());
             let reason = match &err {
                 LogError::Io {
                     disk_full: true, ..

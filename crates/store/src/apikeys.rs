@@ -48,7 +48,11 @@ impl ApiKeys {
     }
 
     /// Make a new key: returns the key (to show once) and its record.
-    pub fn create(&self, name: Option<String>, now: String) -> Result<(String, ApiKeyRecord), StoreError> {
+    pub fn create(
+        &self,
+        name: Option<String>,
+        now: String,
+    ) -> Result<(String, ApiKeyRecord), StoreError> {
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
         let key = format!("{KEY_PREFIX}{}", hex::encode(secret));
@@ -102,7 +106,8 @@ impl ApiKeys {
     pub fn delete(&self, id: &str) -> Result<ApiKeyRecord, StoreError> {
         for r in self.list()? {
             if r.id == id || r.key_hash == id {
-                let hash = hex::decode(&r.key_hash).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let hash =
+                    hex::decode(&r.key_hash).map_err(|e| StoreError::Invalid(e.to_string()))?;
                 self.tree.remove(hash)?;
                 self.tree.flush()?;
                 return Ok(r);
@@ -124,17 +129,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
         let keys = ApiKeys::open(&db).unwrap();
-        let (key, rec) = keys.create(Some("ci".into()), "2026-12-01T00:00:00Z".into()).unwrap();
+        let (key, rec) = keys
+            .create(Some("ci".into()), "2026-12-01T00:00:00Z".into())
+            .unwrap();
         assert!(key.starts_with(KEY_PREFIX) && key.len() == 68);
         assert_eq!(keys.check(&key).unwrap().unwrap().id, rec.id);
         assert!(keys.check("sck_wrong").unwrap().is_none());
-        let raw: Vec<u8> = db.open_tree(TREE).unwrap().iter().flat_map(|i| {
-            let (k, v) = i.unwrap();
-            [k.to_vec(), v.to_vec()].concat()
-        }).collect();
-        assert!(!String::from_utf8_lossy(&raw).contains(&key[4..]), "the key itself is not stored");
+        let raw: Vec<u8> = db
+            .open_tree(TREE)
+            .unwrap()
+            .iter()
+            .flat_map(|i| {
+                let (k, v) = i.unwrap();
+                [k.to_vec(), v.to_vec()].concat()
+            })
+            .collect();
+        assert!(
+            !String::from_utf8_lossy(&raw).contains(&key[4..]),
+            "the key itself is not stored"
+        );
         keys.delete(&rec.id).unwrap();
         assert!(keys.check(&key).unwrap().is_none());
-        assert!(matches!(keys.delete(&rec.id), Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            keys.delete(&rec.id),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 }

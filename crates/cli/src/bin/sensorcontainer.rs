@@ -24,6 +24,9 @@ struct Cli {
     /// Exit when the sensor exits, with its exit code (requires --sensor-ref)
     #[arg(long)]
     single_sensor_mode: bool,
+    /// TCP addresses of the HTTP API, comma-separated HOST:PORT; "none" disables TCP [config: api.listen; default: 127.0.0.1:9101]
+    #[arg(long, env = "SENSORCONTAINER_API_LISTEN", value_name = "ADDRS")]
+    api_listen: Option<String>,
     /// Python interpreter for Python sensors [config: sensorcontainer.python_binary; default: python3]
     #[arg(long, env = "SENSORCONTAINER_PYTHON", value_name = "PATH")]
     python: Option<String>,
@@ -47,6 +50,9 @@ fn run(cli: Cli) -> Result<i32> {
     let mut settings = Settings::resolve(&cli.global)?;
     if let Some(p) = cli.python {
         settings.container.python_binary = p;
+    }
+    if let Some(l) = &cli.api_listen {
+        settings.api.listen = sc_cli::config::listen_addrs("--api-listen", &[l.clone()])?;
     }
     sc_cli::logging::init(&settings.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -92,12 +98,19 @@ fn run(cli: Cli) -> Result<i32> {
             settings.clone(),
         ));
         let socket = control::socket_path(&settings.data_dir);
-        let server = control::serve(ops.clone(), socket.clone()).await?;
+        let api_ctx = api::ApiContext::new(
+            ops.clone(),
+            container.dispatcher().clone(),
+            log.clone(),
+            store.api_keys.clone(),
+            Some(container.clone()),
+            settings.api.clone(),
+        );
+        let listeners = api::server::start(api_ctx, &socket).await?;
         let hup = tokio::spawn(reload_on_sighup(ops));
         let code = container.run(shutdown_signal()).await?;
         hup.abort();
-        server.abort();
-        let _ = std::fs::remove_file(&socket);
+        drop(listeners);
         // Commit whatever is still queued (internal triggers of the stop).
         log.close();
         tracing::info!("sensorcontainer stopped");
