@@ -80,11 +80,12 @@ pub async fn start(ctx: Arc<ApiContext>, socket: &Path) -> Result<Listeners, Ser
         .map_err(bind_err(socket.display().to_string()))?;
     tracing::info!("control API on {}", socket.display());
     let unix_router = router.clone().layer(axum::Extension(Transport::Unix));
-    let limits = Limits::of(&ctx);
+    // Each listener has its own connection limit: TCP clients can never
+    // lock sensorctl out of the control socket.
     tasks.push(tokio::spawn(accept_loop(
         unix,
         unix_router,
-        limits.clone(),
+        Limits::of(&ctx),
         "control socket",
     )));
     let mut bound = Vec::new();
@@ -99,7 +100,7 @@ pub async fn start(ctx: Arc<ApiContext>, socket: &Path) -> Result<Listeners, Ser
         tasks.push(tokio::spawn(accept_loop(
             tcp,
             tcp_router,
-            limits.clone(),
+            Limits::of(&ctx),
             "HTTP API",
         )));
     }

@@ -1,5 +1,5 @@
-//! The limits: what the machine, the pipe, sled and the interpreter can do
-//! with none of our code in the way.
+//! The limits: what the machine, the disk, the pipe, sled and the
+//! interpreter can do with none of our code in the way.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -42,6 +42,44 @@ pub fn sled_limit(n: u64) -> Result<f64> {
     db.flush()?;
     let rate = n as f64 / start.elapsed().as_secs_f64();
     eprintln!("  sled insert + flush/1000: {rate:.0}/s");
+    Ok(rate)
+}
+
+/// Bytes per record the raw-append limit writes: a 300-byte body plus the
+/// 24-byte frame header, the bytes the trigger-instance log writes for
+/// each 300-byte record (`eventlog::record::HEADER`).
+pub const RAW_RECORD_BYTES: usize = eventlog::record::HEADER + crate::rows::log::BODY_BYTES;
+
+/// The disk's limit for durable appends: one thread appends `batch`
+/// records of [`RAW_RECORD_BYTES`] to a plain file in a temp dir (same
+/// filesystem as the data dirs) with one `write` + `File::sync_data` per
+/// batch, for about `dur`. Records per second.
+pub fn raw_append_fdatasync(batch: usize, dur: Duration) -> Result<f64> {
+    let dir = tempfile::tempdir().context("temp dir for the raw append limit")?;
+    let path = dir.path().join("raw.log");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("create {}", path.display()))?;
+    let buf = vec![b'x'; batch * RAW_RECORD_BYTES];
+    // One synced batch first, so the file exists on disk before timing.
+    file.write_all(&buf)
+        .and_then(|()| file.sync_data())
+        .with_context(|| format!("append to {}", path.display()))?;
+    let start = Instant::now();
+    let mut records = 0u64;
+    while start.elapsed() < dur {
+        file.write_all(&buf)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("append to {}", path.display()))?;
+        records += batch as u64;
+    }
+    let rate = records as f64 / start.elapsed().as_secs_f64();
+    eprintln!(
+        "  raw append + fdatasync, {batch} × {RAW_RECORD_BYTES} B per sync: {rate:.0}/s ({:.2} ms per sync)",
+        1e3 * start.elapsed().as_secs_f64() * batch as f64 / records as f64
+    );
     Ok(rate)
 }
 

@@ -2,13 +2,15 @@
 //! on, all in one run on this machine, and prints a markdown table.
 //!
 //! ```text
-//! cargo run --release -p sc-bench -- [--events N] [--quick] [--python PATH] [--no-build] [--only ROWS]
+//! cargo run --release -p sc-bench -- [--events N] [--log-records N] [--quick] [--python PATH] [--no-build] [--only ROWS]
 //! ```
 //!
 //! The container rows run the real release binaries (`sensorcontainer`,
 //! `sensorctl` next to this program in `target/release`; built first when
 //! run through cargo) on a generated `bench` pack in a temp dir. See
-//! docs/BENCHMARKS.md for what each row measures and the results.
+//! docs/BENCHMARKS.md for what each row measures and the results. The
+//! trigger-instance log rows run `eventlog::Log` in this process (the
+//! retention row in a child process of this program, for its memory).
 
 mod limits;
 mod live;
@@ -26,6 +28,7 @@ use table::{int, mib, ms, Better, Row};
 
 struct Args {
     events: u64,
+    log_records: u64,
     python: String,
     quick: bool,
     no_build: bool,
@@ -35,6 +38,7 @@ struct Args {
 fn parse_args() -> Result<Args> {
     let mut args = Args {
         events: 0,
+        log_records: 1_000_000,
         python: "python3".into(),
         quick: false,
         no_build: false,
@@ -44,6 +48,13 @@ fn parse_args() -> Result<Args> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--events" => args.events = it.next().context("--events needs a number")?.parse()?,
+            "--log-records" => {
+                args.log_records = it
+                    .next()
+                    .context("--log-records needs a number")?
+                    .parse()
+                    .context("--log-records needs a number")?
+            }
             "--python" => args.python = it.next().context("--python needs a path")?,
             "--quick" => args.quick = true,
             "--no-build" => args.no_build = true,
@@ -53,18 +64,28 @@ fn parse_args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: sc-bench [--events N] [--quick] [--python PATH] [--no-build] [--only ROWS]\n\n\
-                     --events N   events per throughput row (default 200000, 50000 with --quick)\n\
-                     --quick      fewer events, samples and repetitions (about a third of the time)\n\
-                     --python     interpreter for the sensors and the baselines (default python3)\n\
-                     --no-build   do not run `cargo build --release -p sc-cli -p sc-bench --bins` first\n\
-                     --only ROWS  comma-separated subset of python1,rust,python10,latency,startup,restart\n\
-                     \x20            (the limits are always measured)"
+                    "usage: sc-bench [--events N] [--log-records N] [--quick] [--python PATH] [--no-build] [--only ROWS]\n\n\
+                     --events N       events per throughput row (default 200000, 50000 with --quick)\n\
+                     --log-records N  records the log retention row appends (default 1000000; the\n\
+                     \x20                issue's figure uses 10000000; at least 776730)\n\
+                     --quick          fewer events, samples and repetitions (about a third of the time)\n\
+                     --python         interpreter for the sensors and the baselines (default python3)\n\
+                     --no-build       do not run `cargo build --release -p sc-cli -p sc-bench --bins` first\n\
+                     --only ROWS      comma-separated subset of\n\
+                     \x20                log,retention,python1,rust,python10,latency,startup,restart\n\
+                     \x20                (the limits are always measured; the disk limits run with `log`)"
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown argument '{other}' (see --help)"),
         }
+    }
+    if args.log_records < rows::log::min_records() {
+        bail!(
+            "--log-records {}: the retention row needs at least {} (max_bytes = a tenth of them must hold 1.5 segments of 16 MiB)",
+            args.log_records,
+            rows::log::min_records()
+        );
     }
     if args.events == 0 {
         args.events = if args.quick { 50_000 } else { 200_000 };
@@ -73,6 +94,16 @@ fn parse_args() -> Result<Args> {
 }
 
 fn main() -> Result<()> {
+    // The retention row runs in a child process of this program.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(rows::log::RETENTION_CHILD_FLAG) {
+        let n = argv
+            .get(2)
+            .context("retention child: records")?
+            .parse()
+            .context("retention child: records")?;
+        return rows::log::retention_child(n);
+    }
     let args = parse_args()?;
     let started = Instant::now();
     let bins = live::Bins::locate(args.no_build)?;
@@ -83,6 +114,11 @@ fn main() -> Result<()> {
     let startup_runs = if q { 1 } else { 3 };
     let crashes = if q { 5 } else { 20 };
     let many_secs = (n as f64 / 40_000.0).clamp(1.0, 10.0);
+    // Per round of the disk rows (raw appends, log), 3 rounds.
+    let disk_secs = Duration::from_secs_f64(if q { 0.3 } else { 0.5 });
+    let (appenders, log_batch) = (4, 256);
+    // The most records one group commit of the log row can hold.
+    let raw_batch = appenders * log_batch;
     eprintln!(
         "sc-bench: {n} events per throughput row, python {}, binaries in {}, {} CPUs",
         python.display(),
@@ -153,6 +189,164 @@ fn main() -> Result<()> {
         )
         .limit(format!("sled = {} /s", int(sled_rate)), disp_rate / sled_rate, Better::Higher),
     );
+
+    // --- the trigger-instance log in-process ---------------------------------
+    if want("log") {
+        // The disk's speed drifts (a shared VM): the limits and the log
+        // take turns, 3 rounds, and each figure is the median.
+        eprintln!("raw append + fdatasync and log append (group commit), in-process, 3 rounds:");
+        let (mut small, mut mid, mut big) = (vec![], vec![], vec![]);
+        let (mut runs, mut async_runs) = (vec![], vec![]);
+        for _ in 0..3 {
+            small.push(limits::raw_append_fdatasync(log_batch, disk_secs)?);
+            mid.push(limits::raw_append_fdatasync(raw_batch / 2, disk_secs)?);
+            big.push(limits::raw_append_fdatasync(raw_batch, disk_secs)?);
+            runs.push(rows::log::append_group_commit(
+                appenders,
+                log_batch,
+                disk_secs * 3 / 2,
+                rows::log::Wait::Blocking,
+            )?);
+            async_runs.push(rows::log::append_group_commit(
+                appenders,
+                log_batch,
+                disk_secs * 3 / 2,
+                rows::log::Wait::Async,
+            )?);
+        }
+        let raw_small = median(small);
+        let raw_mid = median(mid);
+        let raw_rate = median(big);
+        runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let a = &runs[runs.len() / 2];
+        async_runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let aa = &async_runs[async_runs.len() / 2];
+        let ratio = a.rate / raw_rate;
+        out.push(Row::new(
+            format!(
+                "raw append + fdatasync, one thread, {log_batch} records of {} B per `sync_data` (median of 3)",
+                limits::RAW_RECORD_BYTES
+            ),
+            format!("{} /s", int(raw_small)),
+        ));
+        out.push(Row::new(
+            format!(
+                "raw append + fdatasync, one thread, {raw_batch} records of {} B per `sync_data` (median of 3)",
+                limits::RAW_RECORD_BYTES
+            ),
+            format!("{} /s", int(raw_rate)),
+        ));
+        out.push(
+            Row::new(
+                format!(
+                    "log append (group commit), in-process: `eventlog::Log` default options, {appenders} threads × batches of {log_batch} × {} B bodies, each waits for its `Completion` (median of 3 runs; that run: {} records in {:.1} s, {:.0} per fdatasync)",
+                    rows::log::BODY_BYTES,
+                    a.records,
+                    a.secs,
+                    a.records as f64 / a.commits.max(1) as f64
+                ),
+                format!("{} /s", int(a.rate)),
+            )
+            .limit(
+                format!("raw append + fdatasync, {raw_batch} per sync = {} /s", int(raw_rate)),
+                ratio,
+                Better::Higher,
+            )
+            .target(format!("≥ 70% of raw append, {raw_batch} per sync"), ratio >= 0.7),
+        );
+        out.push(
+            Row::new(
+                format!(
+                    "(diagnostic) the same log append beside raw append + fdatasync at {} per sync (about what its commits held)",
+                    raw_batch / 2
+                ),
+                format!("{} /s", int(a.rate)),
+            )
+            .limit(
+                format!("raw append + fdatasync, {} per sync = {} /s", raw_batch / 2, int(raw_mid)),
+                a.rate / raw_mid,
+                Better::Higher,
+            ),
+        );
+        out.push(
+            Row::new(
+                format!(
+                    "(diagnostic) the same log append, each thread waiting with `Completion::wait().await` (as the container does) instead of `wait_blocking()` (median of 3 runs; that run: {:.0} per fdatasync)",
+                    aa.records as f64 / aa.commits.max(1) as f64
+                ),
+                format!("{} /s", int(aa.rate)),
+            )
+            .limit(
+                format!("raw append + fdatasync, {raw_batch} per sync = {} /s", int(raw_rate)),
+                aa.rate / raw_rate,
+                Better::Higher,
+            ),
+        );
+    }
+    if want("retention") {
+        let lr = args.log_records;
+        eprintln!(
+            "log retention, {lr} records (the issue's figure uses 10,000,000), in a child process:"
+        );
+        let run = rows::log::retention(lr)?;
+        let all = &run.all;
+        let (lo, hi) = (all.ratio_min, all.ratio_max);
+        let flat = all.checks > 0 && hi - lo <= 0.1;
+        let deciles: Vec<String> = run
+            .checks
+            .iter()
+            .map(|c| format!("{:.3}", c.ratio()))
+            .collect();
+        eprintln!(
+            "  {:.1} s ({:.0}/s, {} commits), {} segments deleted; bytes on disk / retained over {} checks: {lo:.4}–{hi:.4}× (at each tenth of the last half: {}); VmHWM {} VmRSS max {} (before opening the log {})",
+            run.secs,
+            run.records as f64 / run.secs,
+            run.commits,
+            run.deleted_segments,
+            all.checks,
+            deciles.join(", "),
+            mib(run.hwm_end),
+            mib(all.rss_max.max(run.rss_end)),
+            mib(run.rss_before)
+        );
+        let what = format!(
+            "log under retention ({lr} records × {} B bodies; the issue's figure uses 10,000,000: `--log-records 10000000`), segments 16 MiB, `max_bytes` {}",
+            rows::log::BODY_BYTES,
+            mib(run.max_bytes)
+        );
+        out.push(
+            Row::new(
+                format!(
+                    "{what}: bytes on disk / bytes of the retained records, after each of the last half's {} rounds of 1024",
+                    all.checks
+                ),
+                format!(
+                    "{lo:.3}–{hi:.3}× ({}–{} records retained, at most {} on disk)",
+                    int(all.retained_min as f64),
+                    int(all.retained_max as f64),
+                    mib(all.disk_max)
+                ),
+            )
+            .limit(
+                format!("retained records × {} B framed", rows::log::FRAMED_BYTES),
+                hi,
+                Better::Lower,
+            )
+            .target("≤ 1.3× and flat (max − min ≤ 0.1)", hi <= 1.3 && flat),
+        );
+        out.push(
+            Row::new(
+                "log under retention, same run: VmHWM / max VmRSS of the process running it (a child of sc-bench with only the log in it)",
+                format!("{} / {}", mib(run.hwm_end), mib(all.rss_max.max(run.rss_end))),
+            )
+            .limit(
+                format!("the same process before opening the log = {}", mib(run.rss_before)),
+                run.hwm_end as f64 / run.rss_before as f64,
+                Better::Lower,
+            )
+            .target("≤ 64 MiB", run.hwm_end <= 64 << 20),
+        );
+    }
 
     // --- one Python sensor --------------------------------------------------
     if want("python1") {

@@ -1,5 +1,7 @@
-//! The measurements that run the real `sensorcontainer`.
+//! The measurements of our code: the real `sensorcontainer`, and the
+//! trigger-instance log in-process.
 
 pub mod latency;
+pub mod log;
 pub mod startup;
 pub mod throughput;
