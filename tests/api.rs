@@ -16,9 +16,16 @@ use serde_json::{json, Value};
 fn start(env: &Env, args: &[&str]) -> (Container, String) {
     let c = env.start_container_with(args, &[("SENSORCONTAINER_API_LISTEN", "127.0.0.1:0")]);
     let log = c.log();
-    let at = log.find("HTTP API on http://").expect("the container logs its HTTP address");
+    let at = log
+        .find("HTTP API on http")
+        .expect("the container logs its HTTP address");
     let rest = &log[at + "HTTP API on ".len()..];
-    let url = rest.split_whitespace().next().unwrap().trim_end_matches('/').to_string();
+    let url = rest
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
     (c, url)
 }
 
@@ -100,23 +107,45 @@ fn st2_webhooks_auth_idempotency_custom_hooks_health_and_metrics() {
     // Auth: none, wrong, and each accepted place.
     let none = post(&hook, &[JSON], body);
     assert_eq!(none.status, 401);
-    assert_eq!(none.json()["faultstring"], "One of Token or API key required.");
-    assert_eq!(post(&hook, &[JSON, ("St2-Api-Key", "sck_wrong")], body).status, 401);
+    assert_eq!(
+        none.json()["faultstring"],
+        "One of Token or API key required."
+    );
+    assert_eq!(
+        post(&hook, &[JSON, ("St2-Api-Key", "sck_wrong")], body).status,
+        401
+    );
     let mut ids = Vec::new();
     for (name, url, headers) in [
         ("header", hook.clone(), vec![("St2-Api-Key", key.as_str())]),
-        ("x-auth-token", hook.clone(), vec![("X-Auth-Token", key.as_str())]),
+        (
+            "x-auth-token",
+            hook.clone(),
+            vec![("X-Auth-Token", key.as_str())],
+        ),
         ("query", format!("{hook}?st2-api-key={key}"), vec![]),
     ] {
         let mut h = headers.clone();
         h.push(JSON);
         let a = post(&url, &h, body);
         assert_eq!(a.status, 202, "{name}: {}", a.body);
-        assert_eq!(a.json(), serde_json::from_str::<Value>(body).unwrap(), "body echoed");
+        assert_eq!(
+            a.json(),
+            serde_json::from_str::<Value>(body).unwrap(),
+            "body echoed"
+        );
         ids.push(a.header("X-Trigger-Instance-Id").unwrap().to_string());
     }
     let bearer = format!("Bearer {key}");
-    let a = post(&hook, &[JSON, ("Authorization", &bearer), ("St2-Trace-Tag", "my-tag")], body);
+    let a = post(
+        &hook,
+        &[
+            JSON,
+            ("Authorization", &bearer),
+            ("St2-Trace-Tag", "my-tag"),
+        ],
+        body,
+    );
     assert_eq!(a.status, 202, "{}", a.body);
     let id = a.header("X-Trigger-Instance-Id").unwrap().to_string();
     // Acknowledged means stored: it is there at once.
@@ -126,7 +155,10 @@ fn st2_webhooks_auth_idempotency_custom_hooks_health_and_metrics() {
     assert_eq!(stored["trace_tag"], "my-tag");
     for id in &ids {
         let i = env.sensorctl_json(&["trigger-instance", "get", id, "--json"]);
-        assert!(i["trace_tag"].as_str().unwrap().starts_with("webhook-st2-"), "{i}");
+        assert!(
+            i["trace_tag"].as_str().unwrap().starts_with("webhook-st2-"),
+            "{i}"
+        );
     }
 
     // 400s, each with a faultstring.
@@ -134,8 +166,14 @@ fn st2_webhooks_auth_idempotency_custom_hooks_health_and_metrics() {
     for (body, want) in [
         (r#"{"payload": {}}"#, "Trigger not specified."),
         (r#"[1, 2]"#, "Webhook body needs to be an object, got: list"),
-        (r#"{"trigger": "nope.nothing", "payload": {}}"#, "nope.nothing"),
-        (r#"{"trigger": "testpack.burst", "payload": {"n": "seven"}}"#, "validation"),
+        (
+            r#"{"trigger": "nope.nothing", "payload": {}}"#,
+            "nope.nothing",
+        ),
+        (
+            r#"{"trigger": "testpack.burst", "payload": {"n": "seven"}}"#,
+            "validation",
+        ),
         (r#"{"trigger": "#, "Failed to parse request body"),
     ] {
         let a = post(&hook, &[JSON, k], body);
@@ -145,29 +183,75 @@ fn st2_webhooks_auth_idempotency_custom_hooks_health_and_metrics() {
     }
 
     // Idempotency: the same key twice stores one instance, same id.
-    let before = ndjson(&env.sensorctl(&["trigger-instance", "list", "--trigger", "testpack.burst", "--limit", "0", "--json"]).stdout).len();
+    let before = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--trigger",
+            "testpack.burst",
+            "--limit",
+            "0",
+            "--json",
+        ])
+        .stdout,
+    )
+    .len();
     let first = post(&hook, &[JSON, k, ("Idempotency-Key", "abc-1")], body);
     let again = post(&hook, &[JSON, k, ("Idempotency-Key", "abc-1")], body);
     assert_eq!((first.status, again.status), (202, 202));
-    assert_eq!(first.header("X-Trigger-Instance-Id"), again.header("X-Trigger-Instance-Id"));
+    assert_eq!(
+        first.header("X-Trigger-Instance-Id"),
+        again.header("X-Trigger-Instance-Id")
+    );
     assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
     let other = post(&hook, &[JSON, k, ("Idempotency-Key", "abc-2")], body);
-    assert_ne!(other.header("X-Trigger-Instance-Id"), first.header("X-Trigger-Instance-Id"));
-    let after = ndjson(&env.sensorctl(&["trigger-instance", "list", "--trigger", "testpack.burst", "--limit", "0", "--json"]).stdout).len();
+    assert_ne!(
+        other.header("X-Trigger-Instance-Id"),
+        first.header("X-Trigger-Instance-Id")
+    );
+    let after = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--trigger",
+            "testpack.burst",
+            "--limit",
+            "0",
+            "--json",
+        ])
+        .stdout,
+    )
+    .len();
     assert_eq!(after, before + 2);
 
     // Custom hooks: a core.st2.webhook trigger with url "sample".
     let missing = post(&format!("{base}/api/v1/webhooks/sample"), &[JSON, k], "{}");
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.json()["faultstring"], "Webhook sample not registered with st2");
-    let t = env.sensorctl_json(&["trigger", "create", "--type", "core.st2.webhook", "--parameters", r#"{"url": "sample"}"#, "--json"]);
+    assert_eq!(
+        missing.json()["faultstring"],
+        "Webhook sample not registered with st2"
+    );
+    let t = env.sensorctl_json(&[
+        "trigger",
+        "create",
+        "--type",
+        "core.st2.webhook",
+        "--parameters",
+        r#"{"url": "sample"}"#,
+        "--json",
+    ]);
     let a = post(
         &format!("{base}/api/v1/webhooks/sample"),
         &[JSON, k, ("Cookie", "secret=1"), ("X-Custom", "yes")],
         r#"{"alert": "disk"}"#,
     );
     assert_eq!(a.status, 202, "{}", a.body);
-    let i = env.sensorctl_json(&["trigger-instance", "get", a.header("X-Trigger-Instance-Id").unwrap(), "--json"]);
+    let i = env.sensorctl_json(&[
+        "trigger-instance",
+        "get",
+        a.header("X-Trigger-Instance-Id").unwrap(),
+        "--json",
+    ]);
     assert_eq!(i["trigger"], t["ref"]);
     assert_eq!(i["trigger_type"], "core.st2.webhook");
     assert_eq!(i["payload"]["body"], json!({"alert": "disk"}));
@@ -175,7 +259,10 @@ fn st2_webhooks_auth_idempotency_custom_hooks_health_and_metrics() {
     assert_eq!(i["payload"]["headers"]["X-Custom"], "yes");
     let headers = i["payload"]["headers_lower"].as_object().unwrap();
     for secret in ["st2-api-key", "cookie", "x-auth-token"] {
-        assert!(!headers.contains_key(secret), "{secret} leaked into the payload");
+        assert!(
+            !headers.contains_key(secret),
+            "{secret} leaked into the payload"
+        );
     }
     let form = post(
         &format!("{base}/api/v1/webhooks/sample"),
@@ -183,7 +270,12 @@ fn st2_webhooks_auth_idempotency_custom_hooks_health_and_metrics() {
         "a=1&a=2&b=x",
     );
     assert_eq!(form.status, 202, "{}", form.body);
-    let f = env.sensorctl_json(&["trigger-instance", "get", form.header("X-Trigger-Instance-Id").unwrap(), "--json"]);
+    let f = env.sensorctl_json(&[
+        "trigger-instance",
+        "get",
+        form.header("X-Trigger-Instance-Id").unwrap(),
+        "--json",
+    ]);
     assert_eq!(f["payload"]["body"], json!({"a": ["1", "2"], "b": ["x"]}));
 
     // A body over api.max_body_bytes (1 MiB) is refused from its
@@ -211,26 +303,56 @@ fn st2_webhooks_auth_idempotency_custom_hooks_health_and_metrics() {
     };
     let m1 = scrape(&base);
     let webhook_202 = |s: &prometheus_parse::Scrape| {
-        sum(s, "sensorcontainer_http_requests_total", &[("route", "/api/v1/webhooks/st2"), ("status", "202")])
+        sum(
+            s,
+            "sensorcontainer_http_requests_total",
+            &[("route", "/api/v1/webhooks/st2"), ("status", "202")],
+        )
     };
-    let dispatched_before = value(&m1, "sensorcontainer_sensor_dispatched_total", Some(("sensor", "testpack.BurstSensor")));
+    let dispatched_before = value(
+        &m1,
+        "sensorcontainer_sensor_dispatched_total",
+        Some(("sensor", "testpack.BurstSensor")),
+    );
     let w1 = webhook_202(&m1);
     assert!(w1 >= 6.0, "webhook 202s counted: {w1}");
     assert!(value(&m1, "sensorcontainer_log_records", None) > 0.0);
     assert!(value(&m1, "sensorcontainer_process_open_fds", None) > 0.0);
     assert!(value(&m1, "sensorcontainer_process_resident_memory_bytes", None) > 1e6);
-    assert_eq!(value(&m1, "sensorcontainer_sensor_state", Some(("sensor", "testpack.BurstSensor"))), 1.0, "one state at a time");
+    assert_eq!(
+        value(
+            &m1,
+            "sensorcontainer_sensor_state",
+            Some(("sensor", "testpack.BurstSensor"))
+        ),
+        1.0,
+        "one state at a time"
+    );
     std::fs::write(env.out.join("burst.request"), "25").unwrap();
     env.wait_marker("burst.done.25", Duration::from_secs(60), &mut c);
     post(&hook, &[JSON, k], body);
     let m2 = scrape(&base);
     assert_eq!(
-        value(&m2, "sensorcontainer_sensor_dispatched_total", Some(("sensor", "testpack.BurstSensor"))),
+        value(
+            &m2,
+            "sensorcontainer_sensor_dispatched_total",
+            Some(("sensor", "testpack.BurstSensor"))
+        ),
         dispatched_before + 25.0
     );
     assert_eq!(webhook_202(&m2), w1 + 1.0);
-    assert_eq!(sum(&m2, "sensorcontainer_sensor_state", &[("sensor", "testpack.BurstSensor"), ("state", "running")]), 1.0);
-    assert!(m2.samples.iter().any(|x| x.metric.starts_with("sensorcontainer_log_commit_records")));
+    assert_eq!(
+        sum(
+            &m2,
+            "sensorcontainer_sensor_state",
+            &[("sensor", "testpack.BurstSensor"), ("state", "running")]
+        ),
+        1.0
+    );
+    assert!(m2
+        .samples
+        .iter()
+        .any(|x| x.metric.starts_with("sensorcontainer_log_commit_records")));
 
     // The same commands through --url as through the socket.
     let local = stdout(&env.sensorctl(&["sensor", "list"]));
@@ -240,15 +362,35 @@ fn st2_webhooks_auth_idempotency_custom_hooks_health_and_metrics() {
     assert!(stdout(&remote).contains("testpack.BurstSensor"));
     let no_key = env.sensorctl(&["--url", &base, "sensor", "list"]);
     assert!(!no_key.status.success());
-    assert!(common::stderr(&no_key).contains("401"), "{}", common::stderr(&no_key));
-    let listed = ndjson(&env.sensorctl(&["--url", &base, "--api-key", &key, "trigger-instance", "list", "--limit", "3", "--json"]).stdout);
+    assert!(
+        common::stderr(&no_key).contains("401"),
+        "{}",
+        common::stderr(&no_key)
+    );
+    let listed = ndjson(
+        &env.sensorctl(&[
+            "--url",
+            &base,
+            "--api-key",
+            &key,
+            "trigger-instance",
+            "list",
+            "--limit",
+            "3",
+            "--json",
+        ])
+        .stdout,
+    );
     assert_eq!(listed.len(), 3);
 
     // A deleted key stops working.
     let keys = env.sensorctl_json(&["apikey", "list", "--json"]);
     let kid = keys[0]["id"].as_str().unwrap().to_string();
     assert!(keys[0]["last_used"].is_string(), "{keys}");
-    assert!(!keys.to_string().contains(&key[4..]), "the key is never shown again");
+    assert!(
+        !keys.to_string().contains(&key[4..]),
+        "the key is never shown again"
+    );
     assert!(env.sensorctl(&["apikey", "delete", &kid]).status.success());
     assert_eq!(post(&hook, &[JSON, k], body).status, 401);
     c.terminate(Duration::from_secs(20));
@@ -275,7 +417,9 @@ fn an_acknowledged_webhook_survives_kill_9() {
 
 /// Read SSE events (id, data) until `n` arrived.
 fn sse_events(url: &str, key: &str, last_id: Option<u64>, n: usize) -> Vec<(u64, Value)> {
-    let mut req = ureq::get(url).set("St2-Api-Key", key).timeout(Duration::from_secs(30));
+    let mut req = ureq::get(url)
+        .set("St2-Api-Key", key)
+        .timeout(Duration::from_secs(30));
     if let Some(id) = last_id {
         req = req.set("Last-Event-ID", &id.to_string());
     }
@@ -316,14 +460,33 @@ fn sse_resumes_with_last_event_id_and_bad_clients_cannot_stall_the_server() {
     let k = ("St2-Api-Key", key.as_str());
     let hook = format!("{base}/api/v1/webhooks/st2");
     let send = |n: u64| {
-        let a = post(&hook, &[JSON, k], &format!(r#"{{"trigger": "testpack.burst", "payload": {{"n": {n}}}}}"#));
+        let a = post(
+            &hook,
+            &[JSON, k],
+            &format!(r#"{{"trigger": "testpack.burst", "payload": {{"n": {n}}}}}"#),
+        );
         assert_eq!(a.status, 202);
     };
     for n in 0..5 {
         send(n);
     }
-    let all = ndjson(&env.sensorctl(&["trigger-instance", "list", "--trigger", "testpack.burst", "--limit", "0", "--json"]).stdout);
-    let seqs: Vec<u64> = all.iter().rev().map(|i| i["seq"].as_u64().unwrap()).collect();
+    let all = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--trigger",
+            "testpack.burst",
+            "--limit",
+            "0",
+            "--json",
+        ])
+        .stdout,
+    );
+    let seqs: Vec<u64> = all
+        .iter()
+        .rev()
+        .map(|i| i["seq"].as_u64().unwrap())
+        .collect();
     // Resume after the second: exactly the three after it, then live ones.
     let stream = format!("{base}/api/v1/stream?trigger=testpack.burst");
     let (u, kk, resume) = (stream.clone(), key.clone(), seqs[1]);
@@ -332,16 +495,25 @@ fn sse_resumes_with_last_event_id_and_bad_clients_cannot_stall_the_server() {
     send(5);
     send(6);
     let got = reader.join().unwrap();
-    let ns: Vec<u64> = got.iter().map(|(_, v)| v["payload"]["n"].as_u64().unwrap()).collect();
+    let ns: Vec<u64> = got
+        .iter()
+        .map(|(_, v)| v["payload"]["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(ns, vec![2, 3, 4, 5, 6]);
-    assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "ids are increasing seqs");
+    assert!(
+        got.windows(2).all(|w| w[0].0 < w[1].0),
+        "ids are increasing seqs"
+    );
     assert_eq!(got[0].0, seqs[2]);
 
     // NDJSON stream from a seq.
-    let resp = ureq::get(&format!("{base}/v1/trigger-instances/stream?trigger=testpack.burst&from={}", seqs[3]))
-        .set("St2-Api-Key", &key)
-        .call()
-        .unwrap();
+    let resp = ureq::get(&format!(
+        "{base}/v1/trigger-instances/stream?trigger=testpack.burst&from={}",
+        seqs[3]
+    ))
+    .set("St2-Api-Key", &key)
+    .call()
+    .unwrap();
     let mut lines = BufReader::new(resp.into_reader()).lines();
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["payload"]["n"], 3);
@@ -350,10 +522,12 @@ fn sse_resumes_with_last_event_id_and_bad_clients_cannot_stall_the_server() {
     // while a normal request is served meanwhile.
     let addr = base.trim_start_matches("http://").to_string();
     let mut slow = TcpStream::connect(&addr).unwrap();
-    slow.write_all(b"POST /api/v1/webhooks/st2 HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.write_all(b"POST /api/v1/webhooks/st2 HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let t0 = Instant::now();
     assert_eq!(get(&format!("{base}/healthz"), &[]).status, 200);
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 256];
     let closed = loop {
         match slow.read(&mut buf) {
@@ -363,7 +537,10 @@ fn sse_resumes_with_last_event_id_and_bad_clients_cannot_stall_the_server() {
     };
     assert!(closed);
     let took = t0.elapsed();
-    assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(8), "closed after {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(8),
+        "closed after {took:?}"
+    );
 
     // Idle connections beyond the limit, while a crashing sensor restarts.
     let restarts = |env: &Env| -> u64 {
@@ -395,7 +572,10 @@ fn sse_resumes_with_last_event_id_and_bad_clients_cannot_stall_the_server() {
 
 /// 2000 client sockets need more than the usual 1024 descriptors.
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit read and write only this local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
@@ -418,4 +598,53 @@ fn sum(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64
             _ => 0.0,
         })
         .sum()
+}
+
+#[test]
+fn tls_with_a_certificate_made_in_the_test() {
+    let env = Env::new(&["packs", "tests/packs"]);
+    env.register();
+    let key = apikey(&env);
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = env.dir.path().join("cert.pem");
+    let key_pem = env.dir.path().join("key.pem");
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.key_pair.serialize_pem()).unwrap();
+    env.write_config(&format!(
+        "api:\n  tls:\n    cert: {}\n    key: {}\n",
+        cert_pem.display(),
+        key_pem.display()
+    ));
+    let (mut c, base) = start(&env, &["--sensor-ref", "testpack.BurstSensor"]);
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let url = base.replace("127.0.0.1", "localhost");
+    let ca = cert_pem.display().to_string();
+    let ok = env.sensorctl(&[
+        "--url",
+        &url,
+        "--api-key",
+        &key,
+        "--ca-cert",
+        &ca,
+        "sensor",
+        "get",
+        "testpack.BurstSensor",
+        "--json",
+    ]);
+    assert!(ok.status.success(), "{}", common::stderr(&ok));
+    let v: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(v["ref"], "testpack.BurstSensor");
+    let no_ca = env.sensorctl(&["--url", &url, "--api-key", &key, "sensor", "list"]);
+    assert!(!no_ca.status.success());
+    assert!(
+        common::stderr(&no_ca).contains("--ca-cert"),
+        "{}",
+        common::stderr(&no_ca)
+    );
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = ureq::get(&format!("{}/healthz", base.replace("https", "http")))
+        .timeout(Duration::from_secs(5))
+        .call();
+    assert!(plain.is_err());
+    c.terminate(Duration::from_secs(20));
 }

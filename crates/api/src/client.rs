@@ -14,46 +14,52 @@ use tokio::net::{TcpStream, UnixStream};
 use crate::ops::OpError;
 
 /// Where a container's control API is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Endpoint {
     /// `<data-dir>/control.sock`.
     Unix(PathBuf),
-    /// `http://HOST:PORT` with an API key.
+    /// `http(s)://HOST:PORT` with an API key (and for https, the
+    /// connector trusting `--ca-cert`).
     Http {
         url: hyper::Uri,
         key: Option<String>,
+        tls: Option<tokio_rustls::TlsConnector>,
     },
 }
 
 impl Endpoint {
-    /// An HTTP endpoint from a `--url`.
-    pub fn http(url: &str, key: Option<String>) -> Result<Endpoint, CallError> {
-        let uri: hyper::Uri = url.trim_end_matches('/').parse().map_err(|e| CallError {
+    /// An HTTP endpoint from a `--url`; https needs the CA certificate
+    /// (PEM) that signed the server's certificate.
+    pub fn http(
+        url: &str,
+        key: Option<String>,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Endpoint, CallError> {
+        let fail = |message: String| CallError {
             target: url.to_string(),
-            message: format!("not a URL: {e}"),
-        })?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(CallError {
-                    target: url.to_string(),
-                    message: "https:// is not supported by sensorctl yet; use http:// on a trusted network or the Unix socket".into(),
-                })
+            message,
+        };
+        let uri: hyper::Uri = url
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| fail(format!("not a URL: {e}")))?;
+        let tls = match (uri.scheme_str(), ca) {
+            (Some("http"), _) => None,
+            (Some("https"), Some(ca)) => Some(crate::tls::connector(ca).map_err(|e| fail(e.to_string()))?),
+            (Some("https"), None) => {
+                return Err(fail(
+                    "https:// needs --ca-cert PEM (the CA that signed the server's certificate; no system trust store is bundled)".into(),
+                ))
             }
-            _ => {
-                return Err(CallError {
-                    target: url.to_string(),
-                    message: "the URL must start with http://".into(),
-                })
-            }
-        }
+            _ => return Err(fail("the URL must start with http:// or https://".into())),
+        };
         if uri.host().is_none() {
             return Err(CallError {
                 target: url.to_string(),
                 message: "the URL has no host".into(),
             });
         }
-        Ok(Endpoint::Http { url: uri, key })
+        Ok(Endpoint::Http { url: uri, key, tls })
     }
 
     fn target(&self) -> String {
@@ -107,9 +113,11 @@ async fn send(
                 .map_err(|e| fail(e.to_string()))?;
             go!(stream)
         }
-        Endpoint::Http { url, key } => {
+        Endpoint::Http { url, key, tls } => {
             let host = url.host().unwrap_or("localhost");
-            let port = url.port_u16().unwrap_or(80);
+            let port = url
+                .port_u16()
+                .unwrap_or(if tls.is_some() { 443 } else { 80 });
             req = req.header("host", format!("{host}:{port}"));
             if let Some(k) = key {
                 req = req.header("st2-api-key", k.as_str());
@@ -118,7 +126,18 @@ async fn send(
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             let _ = stream.set_nodelay(true);
-            go!(stream)
+            match tls {
+                None => go!(stream),
+                Some(connector) => {
+                    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                        .map_err(|e| fail(format!("bad host name: {e}")))?;
+                    let stream = connector
+                        .connect(name, stream)
+                        .await
+                        .map_err(|e| fail(format!("TLS: {e}")))?;
+                    go!(stream)
+                }
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod ops;
 pub mod server;
 pub mod stream;
+pub mod tls;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ pub use ops::{OpError, OpErrorKind, OpStream, Operations};
 pub struct ApiSettings {
     /// TCP addresses to listen on; empty disables TCP.
     pub listen: Vec<SocketAddr>,
+    /// `(cert, key)` PEM files: TLS on every TCP address.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// `/metrics` needs an API key too.
     pub metrics_auth: bool,
     /// How long an `Idempotency-Key` is remembered.
@@ -63,6 +66,7 @@ impl Default for ApiSettings {
     fn default() -> Self {
         ApiSettings {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 9101))],
+            tls: None,
             metrics_auth: false,
             dedupe_window: Duration::from_secs(300),
             dedupe_on_trace_tag: false,

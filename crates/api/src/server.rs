@@ -43,6 +43,8 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("api.tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The running listeners; dropping it stops accepting.
@@ -68,6 +70,10 @@ impl Drop for Listeners {
 /// of the settings, and serve them until the returned value is dropped.
 pub async fn start(ctx: Arc<ApiContext>, socket: &Path) -> Result<Listeners, ServeError> {
     raise_fd_limit();
+    let tls = match &ctx.settings.tls {
+        Some((cert, key)) => Some(crate::tls::acceptor(cert, key)?),
+        None => None,
+    };
     let router = crate::router(ctx.clone());
     let mut tasks = Vec::new();
     if UnixStream::connect(socket).await.is_ok() {
@@ -87,6 +93,7 @@ pub async fn start(ctx: Arc<ApiContext>, socket: &Path) -> Result<Listeners, Ser
         unix_router,
         Limits::of(&ctx),
         "control socket",
+        None,
     )));
     let mut bound = Vec::new();
     for addr in &ctx.settings.listen {
@@ -95,13 +102,15 @@ pub async fn start(ctx: Arc<ApiContext>, socket: &Path) -> Result<Listeners, Ser
             .map_err(bind_err(addr.to_string()))?;
         let local = tcp.local_addr().map_err(bind_err(addr.to_string()))?;
         bound.push(local);
-        tracing::info!("HTTP API on http://{local}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!("HTTP API on {scheme}://{local}");
         let tcp_router = router.clone().layer(axum::Extension(Transport::Tcp));
         tasks.push(tokio::spawn(accept_loop(
             tcp,
             tcp_router,
             Limits::of(&ctx),
             "HTTP API",
+            tls.clone(),
         )));
     }
     Ok(Listeners {
@@ -150,7 +159,13 @@ impl Accept for TcpListener {
     }
 }
 
-async fn accept_loop<L: Accept>(listener: L, router: Router, limits: Limits, what: &'static str) {
+async fn accept_loop<L: Accept>(
+    listener: L,
+    router: Router,
+    limits: Limits,
+    what: &'static str,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut last_error: Option<std::time::Instant> = None;
     loop {
         let stream = match listener.accept_one().await {
@@ -172,19 +187,40 @@ async fn accept_loop<L: Accept>(listener: L, router: Router, limits: Limits, wha
             drop(stream);
             continue;
         };
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
         let read_timeout = limits.read_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!("{what}: connection ended: {e}");
+            match tls {
+                None => serve_connection(stream, router, read_timeout, what).await,
+                // The handshake runs here, under the read timeout, never in
+                // the accept loop: a stalled client stalls only itself.
+                Some(acceptor) => {
+                    match tokio::time::timeout(read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => serve_connection(s, router, read_timeout, what).await,
+                        Ok(Err(e)) => tracing::debug!("{what}: TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!(
+                            "{what}: TLS handshake not done within {read_timeout:?}"
+                        ),
+                    }
+                }
             }
         });
+    }
+}
+
+async fn serve_connection<IO>(io: IO, router: Router, read_timeout: Duration, what: &'static str)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(router));
+    if let Err(e) = conn.await {
+        tracing::debug!("{what}: connection ended: {e}");
     }
 }
 

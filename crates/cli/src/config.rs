@@ -86,12 +86,22 @@ pub struct FileConfig {
     pub api: ApiSection,
 }
 
+/// `api.tls:` — PEM certificate chain and key for TLS on TCP.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
 /// `api:` — the HTTP front door (see conf/sensorcontainer.yaml).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSection {
     /// "HOST:PORT" or a list of them; empty disables TCP.
     pub listen: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub tls: TlsSection,
     pub metrics_auth: Option<bool>,
     pub dedupe_window: Option<serde_yaml::Value>,
     pub dedupe_on_trace_tag: Option<bool>,
@@ -376,6 +386,11 @@ fn api_settings(a: &ApiSection) -> Result<api::ApiSettings> {
         };
         o.listen = listen_addrs("api.listen", &items)?;
     }
+    o.tls = match (&a.tls.cert, &a.tls.key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (None, None) => None,
+        _ => anyhow::bail!("api.tls: set both cert and key (PEM files), or neither"),
+    };
     if let Some(b) = a.metrics_auth {
         o.metrics_auth = b;
     }

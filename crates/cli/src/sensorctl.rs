@@ -39,6 +39,9 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub api_key: Option<String>,
+    /// For an https:// --url: the CA certificate (PEM) that signed the server's
+    #[arg(long, global = true, env = "SENSORCTL_CA_CERT", value_name = "PEM")]
+    pub ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -400,7 +403,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
     }
     let remote = match &cli.url {
-        Some(url) => Some(api::client::Endpoint::http(url, cli.api_key.clone())?),
+        Some(url) => Some(api::client::Endpoint::http(
+            url,
+            cli.api_key.clone(),
+            cli.ca_cert.as_deref(),
+        )?),
         None => None,
     };
     let backend = Backend::connect(&settings, remote).await?;
