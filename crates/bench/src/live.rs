@@ -455,8 +455,17 @@ class BenchBase(Sensor):
 
 /// CPU time (user + system) a live process has used, in seconds.
 pub fn cpu_secs(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("read /proc/{pid}/stat"))?;
+    stat_cpu_secs(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time (user + system) one thread of a live process has used, in
+/// seconds.
+pub fn thread_cpu_secs(pid: u32, tid: u32) -> Result<f64> {
+    stat_cpu_secs(&format!("/proc/{pid}/task/{tid}/stat"))
+}
+
+fn stat_cpu_secs(path: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("read {path}"))?;
     let rest = stat.rsplit_once(')').context("bad /proc stat")?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;

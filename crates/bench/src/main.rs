@@ -2,7 +2,7 @@
 //! on, all in one run on this machine, and prints a markdown table.
 //!
 //! ```text
-//! cargo run --release -p sc-bench -- [--events N] [--log-records N] [--quick] [--python PATH] [--no-build] [--only ROWS]
+//! cargo run --release -p sc-bench -- [--events N] [--log-records N] [--http-concurrency N] [--quick] [--python PATH] [--no-build] [--only ROWS]
 //! ```
 //!
 //! The container rows run the real release binaries (`sensorcontainer`,
@@ -10,7 +10,9 @@
 //! run through cargo) on a generated `bench` pack in a temp dir. See
 //! docs/BENCHMARKS.md for what each row measures and the results. The
 //! trigger-instance log rows run `eventlog::Log` in this process (the
-//! retention row in a child process of this program, for its memory).
+//! retention row in a child process of this program, for its memory). The
+//! webhook row drives the container's HTTP API with a hyper client in this
+//! process.
 
 mod limits;
 mod live;
@@ -29,6 +31,7 @@ use table::{int, mib, ms, Better, Row};
 struct Args {
     events: u64,
     log_records: u64,
+    http_concurrency: usize,
     python: String,
     quick: bool,
     no_build: bool,
@@ -39,6 +42,7 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         events: 0,
         log_records: 1_000_000,
+        http_concurrency: 32,
         python: "python3".into(),
         quick: false,
         no_build: false,
@@ -55,6 +59,16 @@ fn parse_args() -> Result<Args> {
                     .parse()
                     .context("--log-records needs a number")?
             }
+            "--http-concurrency" => {
+                args.http_concurrency = it
+                    .next()
+                    .context("--http-concurrency needs a number")?
+                    .parse()
+                    .context("--http-concurrency needs a number")?;
+                if args.http_concurrency == 0 {
+                    bail!("--http-concurrency must be at least 1");
+                }
+            }
             "--python" => args.python = it.next().context("--python needs a path")?,
             "--quick" => args.quick = true,
             "--no-build" => args.no_build = true,
@@ -64,15 +78,16 @@ fn parse_args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: sc-bench [--events N] [--log-records N] [--quick] [--python PATH] [--no-build] [--only ROWS]\n\n\
+                    "usage: sc-bench [--events N] [--log-records N] [--http-concurrency N] [--quick] [--python PATH] [--no-build] [--only ROWS]\n\n\
                      --events N       events per throughput row (default 200000, 50000 with --quick)\n\
                      --log-records N  records the log retention row appends (default 1000000; the\n\
                      \x20                issue's figure uses 10000000; at least 776730)\n\
+                     --http-concurrency N  keep-alive connections of the webhook row's HTTP client (default 32)\n\
                      --quick          fewer events, samples and repetitions (about a third of the time)\n\
                      --python         interpreter for the sensors and the baselines (default python3)\n\
                      --no-build       do not run `cargo build --release -p sc-cli -p sc-bench --bins` first\n\
                      --only ROWS      comma-separated subset of\n\
-                     \x20                log,retention,python1,rust,python10,latency,startup,restart\n\
+                     \x20                log,retention,python1,rust,python10,latency,startup,restart,webhooks\n\
                      \x20                (the limits are always measured; the disk limits run with `log`)"
                 );
                 std::process::exit(0);
@@ -113,6 +128,8 @@ fn main() -> Result<()> {
     let latency_samples = if q { 5_000 } else { 20_000 };
     let startup_runs = if q { 1 } else { 3 };
     let crashes = if q { 5 } else { 20 };
+    // Per measured phase of the webhook row (after a 0.3 s warm-up).
+    let http_secs = Duration::from_secs_f64(if q { 1.0 } else { 2.0 });
     let many_secs = (n as f64 / 40_000.0).clamp(1.0, 10.0);
     // Per round of the disk rows (raw appends, log), 3 rounds.
     let disk_secs = Duration::from_secs_f64(if q { 0.3 } else { 0.5 });
@@ -606,6 +623,70 @@ fn main() -> Result<()> {
             .limit(
                 format!("one `python3 -c pass` = {}", ms(bare1)),
                 rl.p50 / bare1,
+                Better::Lower,
+            ),
+        );
+    }
+
+    // --- webhooks over the HTTP API ------------------------------------------------
+    if want("webhooks") {
+        let conc = args.http_concurrency;
+        eprintln!(
+            "webhooks over the HTTP API ({conc} connections, {:.0} s per phase: healthz, webhooks, healthz):",
+            http_secs.as_secs_f64()
+        );
+        let w = rows::webhooks::run(&bins, &rt, conc, http_secs)?;
+        let [h0, h1] = &w.healthz;
+        let h = if h0.rate() >= h1.rate() { h0 } else { h1 };
+        let wh = &w.webhooks;
+        let ratio = wh.rate() / h.rate();
+        eprintln!(
+            "  {} answered 202 (warm-up included), {} `{}` instances stored ({} records in the log); {} records over {} commits in the measured phase ({:.1} per fdatasync)",
+            w.accepted,
+            w.stored,
+            rows::webhooks::TRIGGER,
+            w.records,
+            w.appended,
+            w.commits,
+            w.appended as f64 / w.commits.max(1) as f64
+        );
+        let lat = |s: &Summary| format!("{:.2} / {:.2} ms", s.p50 / 1e3, s.p99 / 1e3);
+        out.push(Row::new(
+            format!(
+                "`GET /healthz` on the container's HTTP API, hyper HTTP/1.1 client in sc-bench, {conc} keep-alive connections, {:.0} s (faster of 2 runs, before and after the webhooks: {} and {} /s; p50 / p99 {})",
+                http_secs.as_secs_f64(),
+                int(h0.rate()),
+                int(h1.rate()),
+                lat(&h.lat)
+            ),
+            format!("{} /s", int(h.rate())),
+        ));
+        out.push(
+            Row::new(
+                format!(
+                    "`POST /api/v1/webhooks/st2` (`{}`, small payload) → 202 once durable, same client, {conc} connections, {:.0} s ({} answered 202 in the run, warm-up included; {} stored)",
+                    rows::webhooks::TRIGGER,
+                    http_secs.as_secs_f64(),
+                    w.accepted,
+                    w.stored
+                ),
+                format!("{} /s", int(wh.rate())),
+            )
+            .limit(
+                format!("`GET /healthz`, same server, client and concurrency = {} /s", int(h.rate())),
+                ratio,
+                Better::Higher,
+            )
+            .target("≥ 50% of healthz", ratio >= 0.5),
+        );
+        out.push(
+            Row::new(
+                "same webhooks: latency send → 202 read, p50 / p99",
+                lat(&wh.lat),
+            )
+            .limit(
+                format!("`GET /healthz` p99 = {:.2} ms", h.lat.p99 / 1e3),
+                wh.lat.p99 / h.lat.p99,
                 Better::Lower,
             ),
         );
