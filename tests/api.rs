@@ -654,7 +654,9 @@ fn a_full_log_holding_a_lagging_consumer_answers_503_naming_it() {
     let env = Env::new(&["packs", "tests/packs"]);
     env.register();
     let key = apikey(&env);
-    env.write_config("log:\n  segment_bytes: 16KiB\n  retention:\n    max_bytes: 64KiB\n    on_full: reject\n");
+    env.write_config(
+        "log:\n  segment_bytes: 16KiB\n  retention:\n    max_bytes: 64KiB\n    on_full: reject\n",
+    );
     // A consumer that never moves: its durable cursor sits at 0.
     let cursors = env.data.join("log/cursors");
     std::fs::create_dir_all(&cursors).unwrap();
@@ -662,7 +664,10 @@ fn a_full_log_holding_a_lagging_consumer_answers_503_naming_it() {
     let (mut c, base) = start(&env, &["--sensor-ref", "testpack.BurstSensor"]);
     assert_eq!(get(&format!("{base}/readyz"), &[]).status, 200);
     let hook = format!("{base}/api/v1/webhooks/st2");
-    let body = format!(r#"{{"trigger": "testpack.burst", "payload": {{"n": 1, "pad": "{}"}}}}"#, "x".repeat(900));
+    let body = format!(
+        r#"{{"trigger": "testpack.burst", "payload": {{"n": 1, "pad": "{}"}}}}"#,
+        "x".repeat(900)
+    );
     let mut refused = None;
     for _ in 0..400 {
         let a = post(&hook, &[JSON, ("St2-Api-Key", &key)], &body);
@@ -674,7 +679,10 @@ fn a_full_log_holding_a_lagging_consumer_answers_503_naming_it() {
     let a = refused.expect("the log fills up and refuses");
     assert_eq!(a.status, 503, "{}", a.body);
     let why = a.json()["faultstring"].as_str().unwrap().to_string();
-    assert!(why.contains("stuck-sink") && why.contains("max_bytes"), "{why}");
+    assert!(
+        why.contains("stuck-sink") && why.contains("max_bytes"),
+        "{why}"
+    );
     let ready = get(&format!("{base}/readyz"), &[]);
     assert_eq!(ready.status, 503);
     assert!(ready.body.contains("stuck-sink"), "{}", ready.body);
@@ -682,11 +690,18 @@ fn a_full_log_holding_a_lagging_consumer_answers_503_naming_it() {
     assert_eq!(stats["cursors"][0]["name"], "stuck-sink");
     assert!(stats["refusing"].as_str().unwrap().contains("stuck-sink"));
     // The consumer catches up: accepted again, ready again.
-    std::fs::write(cursors.join("stuck-sink"), format!("{}\n", stats["last_seq"])).unwrap();
+    std::fs::write(
+        cursors.join("stuck-sink"),
+        format!("{}\n", stats["last_seq"]),
+    )
+    .unwrap();
     c.terminate(Duration::from_secs(20));
     let (mut c, base) = start(&env, &["--sensor-ref", "testpack.BurstSensor"]);
     let hook = format!("{base}/api/v1/webhooks/st2");
-    assert_eq!(post(&hook, &[JSON, ("St2-Api-Key", &key)], &body).status, 202);
+    assert_eq!(
+        post(&hook, &[JSON, ("St2-Api-Key", &key)], &body).status,
+        202
+    );
     assert_eq!(get(&format!("{base}/readyz"), &[]).status, 200);
     c.terminate(Duration::from_secs(20));
 }

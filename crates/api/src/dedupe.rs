@@ -31,10 +31,13 @@ struct Entry {
     cell: Arc<OnceCell<Answer>>,
 }
 
+/// Keys by name, and in the order they were first seen (for expiry).
+type Keys = (HashMap<String, Entry>, VecDeque<(Instant, String)>);
+
 /// Recently answered idempotency keys.
 pub struct Dedupe {
     window: Duration,
-    inner: Mutex<(HashMap<String, Entry>, VecDeque<(Instant, String)>)>,
+    inner: Mutex<Keys>,
 }
 
 impl Dedupe {

@@ -28,7 +28,7 @@ struct Query {
     from: Option<u64>,
 }
 
-fn query(uri: &Uri) -> Result<Query, Response> {
+fn query(uri: &Uri) -> Result<Query, Box<Response>> {
     let mut q = Query {
         filter: InstanceFilter::default(),
         from: None,
@@ -55,7 +55,7 @@ fn query(uri: &Uri) -> Result<Query, Response> {
 pub async fn sse(State(ctx): State<Arc<ApiContext>>, headers: HeaderMap, uri: Uri) -> Response {
     let q = match query(&uri) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let resume = headers
         .get("last-event-id")
@@ -87,7 +87,7 @@ pub async fn sse(State(ctx): State<Arc<ApiContext>>, headers: HeaderMap, uri: Ur
 pub async fn ndjson(State(ctx): State<Arc<ApiContext>>, uri: Uri) -> Response {
     let q = match query(&uri) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let params = serde_json::json!({
         "trigger": q.filter.trigger,

@@ -135,6 +135,21 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether a stored body is the instance with this id: bodies start with
+/// `{"id":"<uuid>"` (the field order of [`TriggerInstance`]), checked
+/// without parsing; anything else is parsed.
+pub fn body_has_id(body: &[u8], id: &str) -> bool {
+    const PREFIX: &[u8] = b"{\"id\":\"";
+    if let Some(rest) = body.strip_prefix(PREFIX) {
+        return rest.starts_with(id.as_bytes()) && rest.get(id.len()) == Some(&b'"');
+    }
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    serde_json::from_slice::<IdOnly>(body).is_ok_and(|i| i.id == id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,19 +177,4 @@ mod tests {
         assert_eq!(uuid_v7_ms(&Uuid::new_v4()), None);
         assert_eq!(rfc3339_ms(&ms_rfc3339(ms)), Some(ms));
     }
-}
-
-/// Whether a stored body is the instance with this id: bodies start with
-/// `{"id":"<uuid>"` (the field order of [`TriggerInstance`]), checked
-/// without parsing; anything else is parsed.
-pub fn body_has_id(body: &[u8], id: &str) -> bool {
-    const PREFIX: &[u8] = b"{\"id\":\"";
-    if let Some(rest) = body.strip_prefix(PREFIX) {
-        return rest.starts_with(id.as_bytes()) && rest.get(id.len()) == Some(&b'"');
-    }
-    #[derive(serde::Deserialize)]
-    struct IdOnly {
-        id: String,
-    }
-    serde_json::from_slice::<IdOnly>(body).is_ok_and(|i| i.id == id)
 }

@@ -52,7 +52,8 @@ fn run(cli: Cli) -> Result<i32> {
         settings.container.python_binary = p;
     }
     if let Some(l) = &cli.api_listen {
-        settings.api.listen = sc_cli::config::listen_addrs("--api-listen", &[l.clone()])?;
+        settings.api.listen =
+            sc_cli::config::listen_addrs("--api-listen", std::slice::from_ref(l))?;
     }
     sc_cli::logging::init(&settings.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread()
