@@ -96,5 +96,12 @@ pub(crate) fn recover(dir: &Path) -> Result<Vec<Arc<Segment>>, LogError> {
         }
         out.push(Arc::new(seg));
     }
+    // Whatever segment ended up last is the active one, even if a later
+    // one was moved aside: never closed, so retention cannot delete it,
+    // and without an index file, since it will grow.
+    if let Some(last) = out.last() {
+        last.state_mut().closed = false;
+        let _ = std::fs::remove_file(last.idx_path());
+    }
     Ok(out)
 }

@@ -305,3 +305,36 @@ async fn concurrent_appenders_share_commits() {
     let seqs: Vec<u64> = log.read(1, 5000).unwrap().iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=1600).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_last_segment_that_is_not_ours_is_moved_aside_and_the_log_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), small(u64::MAX, OnFull::Reject)).unwrap();
+        for r in 0..5 {
+            append(&log, 50, &format!("{r}")).unwrap();
+        }
+    }
+    let mut segs: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segs.sort();
+    let last = segs.last().unwrap().clone();
+    std::fs::write(&last, b"definitely not a segment file").unwrap();
+    // Big segments now: the previous segment (closed, indexed) becomes the
+    // active one and is not rolled away.
+    let mut opts = LogOptions::default();
+    opts.retention.max_age = Duration::from_millis(1);
+    let log = Log::open(dir.path(), opts).unwrap();
+    assert!(last.with_extension("log.corrupt").exists());
+    let before = log.last_seq();
+    let (first, _) = append(&log, 3, "after").unwrap();
+    assert_eq!(first, before + 1);
+    std::thread::sleep(Duration::from_millis(5));
+    log.enforce_retention();
+    // Old closed segments may go; the one being appended to never does.
+    assert_eq!(log.read(first, 10).unwrap().len(), 3);
+}
