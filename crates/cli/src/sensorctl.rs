@@ -22,7 +22,12 @@ use crate::output::{or_dash, print_json, Table};
 
 /// Manage the sensor container's registry, sensors and trigger instances.
 #[derive(Debug, Parser)]
-#[command(name = "sensorctl", version, about, propagate_version = true)]
+#[command(
+    name = "sensorctl",
+    version,
+    about = "Manage a sensor container: register packs, control sensors, query and tail trigger instances, the datastore and API keys",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,

@@ -14,7 +14,11 @@ use store::registrar::RegisterWhat;
 /// Run StackStorm-style sensors as supervised child processes and store
 /// every trigger instance they dispatch.
 #[derive(Debug, Parser)]
-#[command(name = "sensorcontainer", version, about)]
+#[command(
+    name = "sensorcontainer",
+    version,
+    about = "Run StackStorm-style sensors as supervised child processes, store every trigger instance durably, and serve the HTTP API"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalOpts,
