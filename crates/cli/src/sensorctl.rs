@@ -717,7 +717,7 @@ fn print_log_stats(v: &Value) {
         println!("REFUSING APPENDS: {why}");
     }
     println!(
-        "counters:    appended {}, commits {}, failed commits {}, rejected {}, dropped {}, deleted segments {}",
+        "since open:  appended {}, commits {}, failed commits {}, rejected {}, dropped {}, deleted segments {}",
         n("appended"), n("commits"), n("failed_commits"), n("rejected"), n("dropped_records"), n("deleted_segments")
     );
     let mut t = Table::new(&["CURSOR", "SEQ", "LAG"]);
