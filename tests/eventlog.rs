@@ -67,6 +67,21 @@ impl Tail {
         Tail { child, lines }
     }
 
+    /// The next `n` instances of `trigger` (others are skipped).
+    fn take_matching(&self, n: usize, trigger: &str, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        while got.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v["trigger"] == trigger => got.push(v),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        got
+    }
+
     fn take(&self, n: usize, timeout: Duration) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         let mut got = Vec::new();
@@ -104,10 +119,26 @@ fn stats_tail_streamed_list_and_retention_on_a_running_container() {
         &env,
         &["--from", &from.to_string(), "--trigger", "testpack.burst"],
     );
-    let tail_now = Tail::start(&env, &["--trigger", "testpack.burst"]);
     // A tail without --from starts at the end of the log when its request
-    // arrives; give it a moment to connect.
-    std::thread::sleep(Duration::from_millis(500));
+    // arrives: probe with datastore events until it shows one.
+    let tail_now = Tail::start(&env, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut connected = false;
+    while !connected && Instant::now() < deadline {
+        assert!(env
+            .sensorctl(&["key", "set", "tail-probe", "1"])
+            .status
+            .success());
+        connected = tail_now
+            .take(1, Duration::from_millis(500))
+            .iter()
+            .any(|i| {
+                i["trigger"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("core.st2.key_value_pair"))
+            });
+    }
+    assert!(connected, "the tail never showed a probe event");
     burst(&env, &mut c, 3000, 3000);
 
     let got = tail_from.take(3000, Duration::from_secs(60));
@@ -131,7 +162,7 @@ fn stats_tail_streamed_list_and_retention_on_a_running_container() {
         );
         assert_eq!(i["sensor"], BURST);
     }
-    let live = tail_now.take(3000, Duration::from_secs(60));
+    let live = tail_now.take_matching(3000, "testpack.burst", Duration::from_secs(60));
     assert_eq!(
         live.len(),
         3000,
