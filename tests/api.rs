@@ -705,3 +705,47 @@ fn a_full_log_holding_a_lagging_consumer_answers_503_naming_it() {
     assert_eq!(get(&format!("{base}/readyz"), &[]).status, 200);
     c.terminate(Duration::from_secs(20));
 }
+
+#[test]
+fn metrics_auth_and_trace_tag_dedupe_when_configured() {
+    let env = Env::new(&["packs", "tests/packs"]);
+    env.register();
+    let key = apikey(&env);
+    env.write_config("api:\n  metrics_auth: true\n  dedupe_on_trace_tag: true\n");
+    let (mut c, base) = start(&env, &["--sensor-ref", "testpack.BurstSensor"]);
+    assert_eq!(get(&format!("{base}/metrics"), &[]).status, 401);
+    assert_eq!(
+        get(&format!("{base}/metrics"), &[("St2-Api-Key", &key)]).status,
+        200
+    );
+    assert_eq!(
+        get(&format!("{base}/healthz"), &[]).status,
+        200,
+        "probes stay open"
+    );
+    let hook = format!("{base}/api/v1/webhooks/st2");
+    let body = r#"{"trigger": "testpack.burst", "payload": {"n": 5}}"#;
+    let k = ("St2-Api-Key", key.as_str());
+    let a = post(&hook, &[JSON, k, ("St2-Trace-Tag", "retry-me")], body);
+    let b = post(&hook, &[JSON, k, ("St2-Trace-Tag", "retry-me")], body);
+    assert_eq!((a.status, b.status), (202, 202));
+    assert_eq!(
+        a.header("X-Trigger-Instance-Id"),
+        b.header("X-Trigger-Instance-Id")
+    );
+    let stored = ndjson(
+        &env.sensorctl(&[
+            "trigger-instance",
+            "list",
+            "--trigger",
+            "testpack.burst",
+            "--limit",
+            "0",
+            "--json",
+        ])
+        .stdout,
+    );
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["trace_tag"], "retry-me");
+    c.terminate(Duration::from_secs(20));
+}
