@@ -183,19 +183,7 @@ fn st2_webhooks_auth_idempotency_custom_hooks_health_and_metrics() {
     }
 
     // Idempotency: the same key twice stores one instance, same id.
-    let before = ndjson(
-        &env.sensorctl(&[
-            "trigger-instance",
-            "list",
-            "--trigger",
-            "testpack.burst",
-            "--limit",
-            "0",
-            "--json",
-        ])
-        .stdout,
-    )
-    .len();
+    let before = env.instances_of("testpack.burst").len();
     let first = post(&hook, &[JSON, k, ("Idempotency-Key", "abc-1")], body);
     let again = post(&hook, &[JSON, k, ("Idempotency-Key", "abc-1")], body);
     assert_eq!((first.status, again.status), (202, 202));
@@ -209,19 +197,7 @@ fn st2_webhooks_auth_idempotency_custom_hooks_health_and_metrics() {
         other.header("X-Trigger-Instance-Id"),
         first.header("X-Trigger-Instance-Id")
     );
-    let after = ndjson(
-        &env.sensorctl(&[
-            "trigger-instance",
-            "list",
-            "--trigger",
-            "testpack.burst",
-            "--limit",
-            "0",
-            "--json",
-        ])
-        .stdout,
-    )
-    .len();
+    let after = env.instances_of("testpack.burst").len();
     assert_eq!(after, before + 2);
 
     // Custom hooks: a core.st2.webhook trigger with url "sample".
@@ -470,18 +446,7 @@ fn sse_resumes_with_last_event_id_and_bad_clients_cannot_stall_the_server() {
     for n in 0..5 {
         send(n);
     }
-    let all = ndjson(
-        &env.sensorctl(&[
-            "trigger-instance",
-            "list",
-            "--trigger",
-            "testpack.burst",
-            "--limit",
-            "0",
-            "--json",
-        ])
-        .stdout,
-    );
+    let all = env.instances_of("testpack.burst");
     let seqs: Vec<u64> = all
         .iter()
         .rev()
@@ -733,18 +698,7 @@ fn metrics_auth_and_trace_tag_dedupe_when_configured() {
         a.header("X-Trigger-Instance-Id"),
         b.header("X-Trigger-Instance-Id")
     );
-    let stored = ndjson(
-        &env.sensorctl(&[
-            "trigger-instance",
-            "list",
-            "--trigger",
-            "testpack.burst",
-            "--limit",
-            "0",
-            "--json",
-        ])
-        .stdout,
-    );
+    let stored = env.instances_of("testpack.burst");
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0]["trace_tag"], "retry-me");
     c.terminate(Duration::from_secs(20));

@@ -528,35 +528,12 @@ fn a_full_disk_fails_dispatches_and_recovers_without_a_restart() {
         (1..=40).contains(&errors),
         "{errors} error lines: rate-limited to ~1/s"
     );
-    let stored = ndjson(
-        &env.sensorctl(&[
-            "trigger-instance",
-            "list",
-            "--trigger",
-            "testpack.burst",
-            "--limit",
-            "0",
-            "--json",
-        ])
-        .stdout,
-    )
-    .len();
+    let stored = env.instances_of("testpack.burst").len();
     assert!(stored < 20_000, "{stored} stored");
     // Space comes back: the same process accepts again.
     std::fs::remove_file(&filler).unwrap();
     burst(&env, &mut c, 100, 20_100);
-    let now = ndjson(
-        &env.sensorctl(&[
-            "trigger-instance",
-            "list",
-            "--trigger",
-            "testpack.burst",
-            "--limit",
-            "0",
-            "--json",
-        ])
-        .stdout,
-    );
+    let now = env.instances_of("testpack.burst");
     assert_eq!(now.len(), stored + 100, "all 100 later dispatches stored");
     assert!(now[..100]
         .iter()

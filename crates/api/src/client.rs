@@ -142,9 +142,9 @@ async fn send(
     }
 }
 
-async fn error_of(ep: &Endpoint, resp: hyper::Response<Incoming>) -> Result<OpError, CallError> {
-    let status = resp.status();
-    let bytes = resp
+/// The whole body of an answer.
+async fn body_of(ep: &Endpoint, resp: hyper::Response<Incoming>) -> Result<Bytes, CallError> {
+    Ok(resp
         .into_body()
         .collect()
         .await
@@ -152,7 +152,12 @@ async fn error_of(ep: &Endpoint, resp: hyper::Response<Incoming>) -> Result<OpEr
             target: ep.target(),
             message: e.to_string(),
         })?
-        .to_bytes();
+        .to_bytes())
+}
+
+async fn error_of(ep: &Endpoint, resp: hyper::Response<Incoming>) -> Result<OpError, CallError> {
+    let status = resp.status();
+    let bytes = body_of(ep, resp).await?;
     if let Ok(err) = serde_json::from_slice::<OpError>(&bytes) {
         return Ok(err);
     }
@@ -179,15 +184,7 @@ pub async fn call(
         if !resp.status().is_success() {
             return error_of(ep, resp).await.map(Err);
         }
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| CallError {
-                target: ep.target(),
-                message: e.to_string(),
-            })?
-            .to_bytes();
+        let bytes = body_of(ep, resp).await?;
         serde_json::from_slice(&bytes)
             .map(Ok)
             .map_err(|e| CallError {

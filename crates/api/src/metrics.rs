@@ -198,8 +198,16 @@ impl Collector for Scraped {
                     .encode(m.encode_family(&[("sensor", sensor.as_str())])?)?;
             }
         }
+        let mut gauges: Vec<(&str, &str, u64)> = vec![
+            (
+                "process_resident_memory_bytes",
+                "Resident set size",
+                snap.rss_bytes,
+            ),
+            ("process_open_fds", "Open file descriptors", snap.open_fds),
+        ];
         if let Some(log) = &snap.log {
-            let gauges: [(&str, &str, u64); 4] = [
+            gauges.extend([
                 (
                     "log_bytes",
                     "Bytes of the trigger-instance log's segments",
@@ -220,16 +228,7 @@ impl Collector for Scraped {
                     "Newest durable sequence number",
                     log.last_seq.unwrap_or(0),
                 ),
-            ];
-            for (name, help, v) in gauges {
-                let m = enc.encode_descriptor(
-                    name,
-                    help,
-                    None,
-                    prometheus_client::metrics::MetricType::Gauge,
-                )?;
-                ConstGauge::new(v as i64).encode(m)?;
-            }
+            ]);
             let mut m = enc.encode_descriptor(
                 "log_cursor_lag",
                 "Records appended after each consumer cursor",
@@ -241,14 +240,7 @@ impl Collector for Scraped {
                     .encode(m.encode_family(&[("cursor", c.name.as_str())])?)?;
             }
         }
-        for (name, help, v) in [
-            (
-                "process_resident_memory_bytes",
-                "Resident set size",
-                snap.rss_bytes,
-            ),
-            ("process_open_fds", "Open file descriptors", snap.open_fds),
-        ] {
+        for (name, help, v) in gauges {
             let m = enc.encode_descriptor(
                 name,
                 help,

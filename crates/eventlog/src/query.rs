@@ -94,8 +94,16 @@ pub fn scan(
     let limit = if f.limit == 0 { usize::MAX } else { f.limit };
     let before = f.before.unwrap_or(u64::MAX);
     let mut given = 0usize;
-    let mut give = |i: TriggerInstance| -> bool {
-        if !f.matches(&i) {
+    // Decode a record and hand it on if it passes the filters; false
+    // stops the scan.
+    let mut give = |seq: u64, body: &[u8]| -> bool {
+        let Some(i) = decode(seq, body) else {
+            return true;
+        };
+        let too_old = since.is_some_and(|ms| {
+            crate::instance::rfc3339_ms(&i.occurrence_time).is_some_and(|t| t < ms)
+        });
+        if too_old || !f.matches(&i) {
             return true;
         }
         given += 1;
@@ -115,15 +123,7 @@ pub fn scan(
                     if since.is_some_and(|ms| r.ts_ms < ms) {
                         return Ok(());
                     }
-                    let Some(i) = decode(r.seq, &r.body) else {
-                        continue;
-                    };
-                    if since.is_some_and(|ms| {
-                        crate::instance::rfc3339_ms(&i.occurrence_time).is_some_and(|t| t < ms)
-                    }) {
-                        continue;
-                    }
-                    if !give(i) {
+                    if !give(r.seq, &r.body) {
                         return Ok(());
                     }
                 }
@@ -144,15 +144,7 @@ pub fn scan(
                     if r.seq >= before {
                         return Ok(());
                     }
-                    let Some(i) = decode(r.seq, &r.body) else {
-                        continue;
-                    };
-                    if since.is_some_and(|ms| {
-                        crate::instance::rfc3339_ms(&i.occurrence_time).is_some_and(|t| t < ms)
-                    }) {
-                        continue;
-                    }
-                    if !give(i) {
+                    if !give(r.seq, &r.body) {
                         return Ok(());
                     }
                 }
