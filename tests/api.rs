@@ -512,7 +512,8 @@ fn sse_resumes_with_last_event_id_and_bad_clients_cannot_stall_the_server() {
         let v = env.sensorctl_json(&["sensor", "get", "testpack.ExitCodeSensor", "--json"]);
         v["restarts"].as_u64().unwrap_or(0)
     };
-    raise_fd_limit();
+    // 2000 client sockets need more than the usual 1024 descriptors.
+    api::server::raise_fd_limit();
     let mut idle = Vec::new();
     for _ in 0..2000 {
         match TcpStream::connect(&addr) {
@@ -533,21 +534,6 @@ fn sse_resumes_with_last_event_id_and_bad_clients_cannot_stall_the_server() {
         ureq::get(&format!("{base}/healthz")).call().is_ok()
     }));
     c.terminate(Duration::from_secs(20));
-}
-
-/// 2000 client sockets need more than the usual 1024 descriptors.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write only this local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// The sum of a metric's samples whose labels include `labels`.

@@ -271,7 +271,7 @@ pub async fn read_body(State(ctx): State<Arc<ApiContext>>, req: Request, next: N
 
 /// Let the process use as many descriptors as its hard limit allows: idle
 /// HTTP clients must not take the descriptors a restarting sensor needs.
-fn raise_fd_limit() {
+pub fn raise_fd_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
