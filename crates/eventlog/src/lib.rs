@@ -76,6 +76,10 @@ pub trait EventLog: Send + Sync {
     fn open_cursor(&self, name: &str, seq: u64) -> Result<u64, LogError>;
     /// Durably move a cursor.
     fn set_cursor(&self, name: &str, seq: u64) -> Result<(), LogError>;
+    /// Move a cursor, durable against a process crash at once and against
+    /// power loss within the log's `check_interval` (losing it only
+    /// makes the consumer redo work).
+    fn advance_cursor(&self, name: &str, seq: u64) -> Result<(), LogError>;
     /// Remove a cursor.
     fn delete_cursor(&self, name: &str) -> Result<(), LogError>;
     /// Why appends are refused, if they are (readiness).
@@ -123,6 +127,9 @@ impl EventLog for Log {
     }
     fn set_cursor(&self, name: &str, seq: u64) -> Result<(), LogError> {
         Log::set_cursor(self, name, seq)
+    }
+    fn advance_cursor(&self, name: &str, seq: u64) -> Result<(), LogError> {
+        Log::advance_cursor(self, name, seq)
     }
     fn delete_cursor(&self, name: &str) -> Result<(), LogError> {
         Log::delete_cursor(self, name)

@@ -525,6 +525,18 @@ impl Log {
         Ok(())
     }
 
+    /// Move a cursor cheaply: safe against a process crash at once, and
+    /// against power loss once the writer's next housekeeping pass
+    /// (`check_interval`) has synced it; losing the move only makes the
+    /// consumer redo work. For consumers that move their cursor per
+    /// delivery (sinks).
+    pub fn advance_cursor(&self, name: &str, seq: u64) -> Result<(), LogError> {
+        check_name(name)?;
+        self.inner.cursor_files.advance(name, seq)?;
+        lock(&self.inner.cursors).insert(name.to_string(), seq);
+        Ok(())
+    }
+
     /// Remove a cursor (it no longer holds back retention).
     pub fn delete_cursor(&self, name: &str) -> Result<(), LogError> {
         check_name(name)?;
@@ -623,6 +635,9 @@ impl Log {
         }
         if let Some(h) = lock(&self.writer).take() {
             let _ = h.join();
+        }
+        if let Err(e) = self.inner.cursor_files.sync_dirty() {
+            tracing::error!("trigger-instance log: cannot sync consumer cursors: {e}");
         }
     }
 }

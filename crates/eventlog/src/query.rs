@@ -88,6 +88,17 @@ pub fn decode(seq: u64, body: &[u8]) -> Option<TriggerInstance> {
 pub fn scan(
     log: &dyn EventLog,
     f: &InstanceFilter,
+    each: impl FnMut(TriggerInstance) -> bool,
+) -> Result<(), LogError> {
+    scan_with_status(log, f, &|_| {}, each)
+}
+
+/// [`scan`], with `resolve` setting each instance's `status` (from what
+/// its consumers did) before the filters look at it.
+pub fn scan_with_status(
+    log: &dyn EventLog,
+    f: &InstanceFilter,
+    resolve: &dyn Fn(&mut TriggerInstance),
     mut each: impl FnMut(TriggerInstance) -> bool,
 ) -> Result<(), LogError> {
     let since = f.since_ms()?;
@@ -97,9 +108,10 @@ pub fn scan(
     // Decode a record and hand it on if it passes the filters; false
     // stops the scan.
     let mut give = |seq: u64, body: &[u8]| -> bool {
-        let Some(i) = decode(seq, body) else {
+        let Some(mut i) = decode(seq, body) else {
             return true;
         };
+        resolve(&mut i);
         let too_old = since.is_some_and(|ms| {
             crate::instance::rfc3339_ms(&i.occurrence_time).is_some_and(|t| t < ms)
         });

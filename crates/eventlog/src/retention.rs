@@ -41,8 +41,9 @@ impl Inner {
                 }
                 if r.on_full == OnFull::Reject {
                     refusing = Some(format!(
-                        "the trigger-instance log is full (log.retention.max_bytes = {} bytes) and consumer '{name}' has not read past seq {c} in its oldest segment ({} records behind); fix or remove that consumer, raise log.retention.max_bytes, or set log.retention.on_full: drop_oldest",
+                        "the trigger-instance log is full (log.retention.max_bytes = {} bytes) and {} has not read past seq {c} in its oldest segment ({} records behind); fix or remove that consumer, raise log.retention.max_bytes, or set log.retention.on_full: drop_oldest",
                         r.max_bytes,
+                        crate::cursor::describe(name),
                         self.progress.borrow().durable_seq.saturating_sub(c)
                     ));
                     break;
@@ -52,9 +53,10 @@ impl Inner {
                     .dropped_records
                     .fetch_add(unread, Ordering::Relaxed);
                 tracing::error!(
-                    "trigger-instance log full (log.retention.max_bytes = {}): deleted segment {} with {unread} records consumer '{name}' had not read (on_full: drop_oldest)",
+                    "trigger-instance log full (log.retention.max_bytes = {}): deleted segment {} with {unread} records {} had not read (on_full: drop_oldest)",
                     r.max_bytes,
-                    seg.path.display()
+                    seg.path.display(),
+                    crate::cursor::describe(name)
                 );
             }
             total -= st.len;

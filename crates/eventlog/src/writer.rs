@@ -208,6 +208,9 @@ pub(crate) fn writer_loop(inner: Arc<Inner>, mut active: Active) {
                 roll_or_log(&inner, &mut active, &mut errors);
             }
             inner.retention(now);
+            if let Err(e) = inner.cursor_files.sync_dirty() {
+                tracing::error!("trigger-instance log: cannot sync consumer cursors: {e}");
+            }
             last_check = Instant::now();
         }
         if !pending.is_empty() {

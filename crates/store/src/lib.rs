@@ -4,6 +4,8 @@
 //! - registry: `packs`, `sensors`, `trigger_types`, `triggers`, `configs`
 //!   ([`registry`]);
 //! - `kv` and `kv_expiry`: the datastore ([`datastore`]);
+//! - `api_keys` ([`apikeys`]); `sink_dead_letters`, `sink_flags`
+//!   ([`sinkstate`]);
 //! - writes are made durable by one group-commit flusher thread
 //!   ([`commit`]).
 //!
@@ -23,6 +25,7 @@ pub mod instances;
 mod json;
 pub mod registrar;
 pub mod registry;
+pub mod sinkstate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +37,7 @@ pub use datastore::{Datastore, KeyValue, Scope};
 pub use error::StoreError;
 pub use instances::LegacyInstances;
 pub use registry::{Registry, SensorRecord};
+pub use sinkstate::{DeadLetter, SinkFlags, SinkState};
 
 /// Tunables for opening the database.
 #[derive(Debug, Clone)]
@@ -59,6 +63,8 @@ pub struct Store {
     pub registry: Registry,
     /// API keys of the TCP API (stored hashed).
     pub api_keys: ApiKeys,
+    /// Dead letters and flags of the sinks.
+    pub sinks: SinkState,
     /// The key-value datastore (no encryption key until
     /// [`Datastore::with_crypto`] gives it one).
     pub datastore: Datastore,
@@ -82,7 +88,9 @@ impl Store {
         let commit = Arc::new(GroupCommit::start(db.clone()));
         let datastore = Datastore::open(&db, commit.clone())?;
         let api_keys = ApiKeys::open(&db)?;
+        let sinks = SinkState::open(&db)?;
         Ok(Store {
+            sinks,
             db,
             path,
             registry,

@@ -1,0 +1,101 @@
+//! The interface every destination module implements: deliver a batch,
+//! say how much of it the destination confirmed and whether the rest is
+//! worth retrying.
+
+use std::time::Duration;
+
+use eventlog::TriggerInstance;
+
+use crate::spec::SinkKind;
+use crate::{file::FileSink, http::HttpSink, nats::NatsSink, SinkError};
+
+/// One instance on its way out.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The instance (with its `seq`).
+    pub instance: TriggerInstance,
+    /// The instance as JSON, encoded once.
+    pub json: Vec<u8>,
+    /// When the log accepted it (epoch ms), for the latency histogram.
+    pub ts_ms: u64,
+}
+
+impl Item {
+    /// An item for `instance`, accepted at `ts_ms`.
+    pub fn new(instance: TriggerInstance, ts_ms: u64) -> Item {
+        // Plain owned data serializes infallibly.
+        let json = serde_json::to_vec(&instance).unwrap_or_default();
+        Item {
+            instance,
+            json,
+            ts_ms,
+        }
+    }
+}
+
+/// A delivery that did not fully succeed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Items at the head of the batch the destination did confirm.
+    pub delivered: usize,
+    /// Items after those that this failure covers (≥ 1): one for a
+    /// per-message destination, the rest of the batch for an all-or-nothing one.
+    pub failed: usize,
+    /// Worth trying again (timeouts, 5xx, 429, connection errors).
+    pub retryable: bool,
+    /// The peer asked to wait this long (`Retry-After`).
+    pub retry_after: Option<Duration>,
+    /// What went wrong, for `sink list`, the dead letter and the log.
+    pub message: String,
+}
+
+impl Failure {
+    /// A retryable failure of the whole batch.
+    pub fn retry(batch: usize, message: impl Into<String>) -> Failure {
+        Failure {
+            delivered: 0,
+            failed: batch.max(1),
+            retryable: true,
+            retry_after: None,
+            message: message.into(),
+        }
+    }
+
+    /// A permanent failure of the whole batch.
+    pub fn permanent(batch: usize, message: impl Into<String>) -> Failure {
+        Failure {
+            retryable: false,
+            ..Failure::retry(batch, message)
+        }
+    }
+}
+
+/// A destination, one per destination module.
+pub enum Destination {
+    /// `type: file`.
+    File(FileSink),
+    /// `type: http`.
+    Http(HttpSink),
+    /// `type: nats`.
+    Nats(NatsSink),
+}
+
+impl Destination {
+    /// Build the destination (checks the settings; connects lazily).
+    pub fn new(kind: &SinkKind) -> Result<Destination, SinkError> {
+        Ok(match kind {
+            SinkKind::File(s) => Destination::File(FileSink::new(s.clone())?),
+            SinkKind::Http(s) => Destination::Http(HttpSink::new(s.clone())?),
+            SinkKind::Nats(s) => Destination::Nats(NatsSink::new(s.clone())),
+        })
+    }
+
+    /// Deliver `items` in order; `Ok` once the destination confirmed all.
+    pub async fn deliver(&mut self, items: &[Item]) -> Result<(), Failure> {
+        match self {
+            Destination::File(d) => d.deliver(items).await,
+            Destination::Http(d) => d.deliver(items).await,
+            Destination::Nats(d) => d.deliver(items).await,
+        }
+    }
+}
