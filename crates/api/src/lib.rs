@@ -100,7 +100,8 @@ pub struct ApiContext {
 }
 
 impl ApiContext {
-    /// A context with fresh metrics and dedupe state.
+    /// A context with fresh metrics and dedupe state; `collectors` add
+    /// other crates' metrics (the sinks') to `/metrics`.
     pub fn new(
         ops: Arc<dyn Operations>,
         dispatcher: Arc<Dispatcher>,
@@ -108,8 +109,9 @@ impl ApiContext {
         keys: store::ApiKeys,
         container: Option<Arc<Container>>,
         settings: ApiSettings,
+        collectors: Vec<Box<dyn prometheus_client::collector::Collector>>,
     ) -> Arc<ApiContext> {
-        let metrics = Arc::new(metrics::Metrics::new());
+        let metrics = Arc::new(metrics::Metrics::with_collectors(collectors));
         metrics::observe_commits(&metrics, log.as_ref());
         Arc::new(ApiContext {
             dedupe: dedupe::Dedupe::new(settings.dedupe_window),

@@ -68,6 +68,12 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     /// Fresh metrics.
     pub fn new() -> Metrics {
+        Metrics::with_collectors(Vec::new())
+    }
+
+    /// Fresh metrics, plus collectors of other crates (the sinks') read
+    /// at each scrape.
+    pub fn with_collectors(extra: Vec<Box<dyn Collector>>) -> Metrics {
         let mut registry = Registry::with_prefix("sensorcontainer");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
@@ -103,6 +109,9 @@ impl Metrics {
         );
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         registry.register_collector(Box::new(Scraped(snapshot.clone())));
+        for c in extra {
+            registry.register_collector(c);
+        }
         Metrics {
             registry,
             requests,

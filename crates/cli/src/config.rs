@@ -84,6 +84,9 @@ pub struct FileConfig {
     pub log: LogSection,
     #[serde(default)]
     pub api: ApiSection,
+    /// Where trigger instances are delivered (see [`crate::sink_config`]).
+    #[serde(default)]
+    pub sinks: Vec<crate::sink_config::SinkSection>,
 }
 
 /// `api.tls:` — PEM certificate chain and key for TLS on TCP.
@@ -167,7 +170,7 @@ fn with_unit(key: &str, v: &serde_yaml::Value, units: &[(&str, u64)], what: &str
     s.parse().map_err(|_| bad())
 }
 
-fn size(key: &str, v: &Option<serde_yaml::Value>) -> Result<Option<u64>> {
+pub(crate) fn size(key: &str, v: &Option<serde_yaml::Value>) -> Result<Option<u64>> {
     v.as_ref()
         .map(|v| {
             with_unit(
@@ -192,6 +195,39 @@ fn span(key: &str, v: &Option<serde_yaml::Value>) -> Result<Option<Duration>> {
             .map(Duration::from_secs)
         })
         .transpose()
+}
+
+/// A duration with millisecond precision: seconds (a number, fractions
+/// allowed) or a string such as "250ms", "30s", "5m", "1h", "7d".
+pub(crate) fn duration(key: &str, v: &Option<serde_yaml::Value>) -> Result<Option<Duration>> {
+    const UNITS: &[(&str, f64)] = &[
+        ("ms", 0.001),
+        ("d", 86_400.0),
+        ("h", 3_600.0),
+        ("m", 60.0),
+        ("s", 1.0),
+    ];
+    let Some(v) = v else { return Ok(None) };
+    let bad = || {
+        anyhow::anyhow!(
+            "{key}: expected a duration (seconds, or e.g. \"250ms\", \"30s\", \"5m\"), got {v:?}"
+        )
+    };
+    let secs = match v.as_f64() {
+        Some(n) => n,
+        None => {
+            let s = v.as_str().ok_or_else(bad)?.trim();
+            let (num, factor) = UNITS
+                .iter()
+                .find_map(|(u, f)| s.strip_suffix(u).map(|n| (n, *f)))
+                .unwrap_or((s, 1.0));
+            num.trim().parse::<f64>().map_err(|_| bad())? * factor
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        return Err(bad());
+    }
+    Ok(Some(Duration::from_secs_f64(secs)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,6 +283,11 @@ pub struct Settings {
     pub log: eventlog::LogOptions,
     /// The HTTP front door (`api:`).
     pub api: api::ApiSettings,
+    /// Where instances are delivered (`sinks:`).
+    pub sinks: Vec<sinks::SinkSpec>,
+    /// The flags and environment these came from (a reload reads the
+    /// config file again with them).
+    pub source: GlobalOpts,
 }
 
 impl Settings {
@@ -331,6 +372,8 @@ impl Settings {
             container,
             log: log_options(&file.log)?,
             api: api_settings(&file.api)?,
+            sinks: crate::sink_config::sink_specs(&file.sinks)?,
+            source: opts.clone(),
         })
     }
 

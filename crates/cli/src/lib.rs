@@ -11,4 +11,7 @@ pub mod ops;
 pub mod output;
 pub mod reload;
 pub mod sensorctl;
+pub mod sink_cmd;
+pub mod sink_config;
+pub mod sink_ops;
 pub mod venv;

@@ -125,10 +125,13 @@ impl From<&store::ApiKeyRecord> for ApiKeyView {
 
 /// The executor of operations.
 pub struct Ops {
-    store: Arc<Store>,
-    log: Arc<dyn EventLog>,
-    settings: Settings,
+    pub(crate) store: Arc<Store>,
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) settings: Settings,
     live: Option<Arc<Container>>,
+    /// The running sinks (in the container).
+    pub(crate) sinks: Option<Arc<sinks::Sinks>>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
     kv: KvService,
 }
 
@@ -239,7 +242,7 @@ impl Ops {
         let dispatcher = Arc::new(Dispatcher::open(&store, log.clone())?);
         let kv = KvService::open(
             &store,
-            dispatcher,
+            dispatcher.clone(),
             settings.container.encryption_key_path.as_deref(),
         )?;
         Ok(Ops {
@@ -247,23 +250,28 @@ impl Ops {
             log,
             settings,
             live: None,
+            sinks: None,
+            dispatcher,
             kv,
         })
     }
 
-    /// Operations inside the running container.
+    /// Operations inside the running container, with its sinks.
     pub fn live(
         container: Arc<Container>,
         store: Arc<Store>,
         log: Arc<dyn EventLog>,
         settings: Settings,
+        sinks: Arc<sinks::Sinks>,
     ) -> Ops {
         let kv = container.kv().clone();
         Ops {
             store,
             log,
             settings,
+            dispatcher: container.dispatcher().clone(),
             live: Some(container),
+            sinks: Some(sinks),
             kv,
         }
     }
@@ -332,7 +340,13 @@ impl Ops {
                 .await
                 .map_err(internal)?;
                 match found? {
-                    (Some(i), _) => to_json(&i),
+                    (Some(mut i), _) => {
+                        let resolver = self.resolver()?;
+                        resolver.resolve(&mut i);
+                        let mut v = to_json(&i)?;
+                        v["delivery"] = to_json(&resolver.per_sink(&i))?;
+                        Ok(v)
+                    }
                     (None, id) => Err(OpError::new(
                         OpErrorKind::NotFound,
                         format!("trigger instance '{id}' not found (it may have been removed by retention; see `sensorctl log stats`)"),
@@ -340,6 +354,13 @@ impl Ops {
                 }
             }
             "log.stats" => to_json(&self.log.stats()),
+            "trigger-instance.re-emit" => {
+                let IdParam { id } = params(op, p)?;
+                self.re_emit(&id).await
+            }
+            "sink.list" | "sink.dead-letters" | "sink.retry" | "sink.pause" | "sink.resume" => {
+                self.sink_op(op, p).await
+            }
             "apikey.create" => {
                 #[derive(Deserialize)]
                 struct P {
@@ -520,6 +541,9 @@ impl Ops {
             }
             "reload" => {
                 let q: ReloadParams = params(op, p)?;
+                // The config file first: a bad `sinks:` changes nothing.
+                let fresh = Settings::resolve(&self.settings.source)
+                    .map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{e:#}")))?;
                 let any = q.sensors || q.triggers || q.configs;
                 let what = if any {
                     RegisterWhat {
@@ -553,11 +577,31 @@ impl Ops {
                     }
                     None => None,
                 };
+                let sinks = match &self.sinks {
+                    Some(s) => Some(
+                        s.apply(fresh.sinks)
+                            .await
+                            .map_err(crate::sink_ops::sink_error)?,
+                    ),
+                    None => None,
+                };
+                if let Some(r) = &sinks {
+                    if !(r.added.is_empty() && r.removed.is_empty() && r.changed.is_empty()) {
+                        tracing::info!(
+                            "sinks: added {:?}, removed {:?}, changed {:?}, {} unchanged",
+                            r.added,
+                            r.removed,
+                            r.changed,
+                            r.unchanged
+                        );
+                    }
+                }
                 Ok(json!({
                     "summary": outcome.summary,
                     "message": reload::describe(&outcome.summary),
                     "warnings": outcome.warnings,
                     "applied": applied,
+                    "sinks": sinks,
                 }))
             }
             other => Err(OpError::new(
@@ -590,6 +634,17 @@ impl Ops {
             before: q.before,
             limit: q.limit.unwrap_or(50),
         };
+        if let Some(st) = &filter.status {
+            if !crate::sink_ops::STATUSES.contains(&st.as_str()) {
+                return Err(OpError::new(
+                    OpErrorKind::Invalid,
+                    format!(
+                        "--status '{st}': expected one of {}",
+                        crate::sink_ops::STATUSES.join(", ")
+                    ),
+                ));
+            }
+        }
         if let Some(s) = &filter.since {
             if eventlog::instance::rfc3339_ms(s).is_none() {
                 return Err(OpError::new(
@@ -600,8 +655,10 @@ impl Ops {
         }
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let log = self.log.clone();
+        let resolver = self.resolver()?;
         tokio::task::spawn_blocking(move || {
-            let sent = eventlog::query::scan(&*log, &filter, |i| {
+            let resolve = |i: &mut eventlog::TriggerInstance| resolver.resolve(i);
+            let sent = eventlog::query::scan_with_status(&*log, &filter, &resolve, |i| {
                 // A reader that went away stops the scan.
                 tx.blocking_send(to_json(&i)).is_ok()
             });

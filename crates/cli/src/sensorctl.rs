@@ -67,12 +67,15 @@ pub enum Command {
     /// Triggers: a trigger type plus parameters (e.g. a file to watch)
     #[command(subcommand)]
     Trigger(TriggerCmd),
-    /// Stored trigger instances: list, get, tail
+    /// Stored trigger instances: list, get, tail, re-emit
     #[command(subcommand, name = "trigger-instance")]
     TriggerInstance(TriggerInstanceCmd),
     /// The trigger-instance log: segments, bytes, retention, consumer cursors
     #[command(subcommand)]
     Log(LogCmd),
+    /// Sinks: where instances are delivered; state, lag, dead letters, retry, pause
+    #[command(subcommand)]
+    Sink(crate::sink_cmd::SinkCmd),
     /// The datastore: keys, values, secrets, TTLs
     #[command(subcommand)]
     Key(KeyCmd),
@@ -267,6 +270,14 @@ pub enum TriggerInstanceCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Dispatch a new instance with the same trigger and payload (a new id,
+    /// and a trace tag naming the original)
+    ReEmit {
+        /// Trigger instance id (UUID) or seq (a number)
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Print instances as they become durable, in order, until interrupted
     Tail {
         /// Only this trigger or trigger type ref
@@ -444,6 +455,21 @@ pub async fn run(cli: Cli) -> Result<()> {
                     a["unchanged"]
                 );
             }
+            if let Some(r) = v["sinks"].as_object() {
+                let list = |k: &str| {
+                    r[k].as_array()
+                        .map(|l| l.iter().map(s).collect::<Vec<_>>().join(" "))
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or_else(|| "-".into())
+                };
+                println!(
+                    "Sinks: added {}, removed {}, changed {}, unchanged {}.",
+                    list("added"),
+                    list("removed"),
+                    list("changed"),
+                    r["unchanged"]
+                );
+            }
         }
         Command::Pack(PackCmd::List(f)) => {
             let v = backend.call("pack.list", json!({})).await?;
@@ -601,7 +627,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 println!("{:<16} {}", format!("{k}:"), s(&v[k]));
             }
             println!("{:<16} {}", "payload:", pretty(&v["payload"]));
+            if let Some(d) = v["delivery"].as_object().filter(|d| !d.is_empty()) {
+                let sinks: Vec<String> = d.iter().map(|(k, st)| format!("{k}={}", s(st))).collect();
+                println!("{:<16} {}", "sinks:", sinks.join(", "));
+            }
         }
+        Command::TriggerInstance(TriggerInstanceCmd::ReEmit { id, json }) => {
+            crate::sink_cmd::re_emit(&backend, &id, json).await?
+        }
+        Command::Sink(cmd) => crate::sink_cmd::run(&backend, cmd).await?,
         Command::Key(cmd) => crate::key::run(&backend, cmd).await?,
         Command::Apikey(ApikeyCmd::Create { name, json }) => {
             let v = backend.call("apikey.create", json!({"name": name})).await?;

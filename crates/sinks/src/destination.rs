@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use eventlog::TriggerInstance;
 
-use crate::spec::SinkKind;
+use crate::spec::{SinkKind, SinkSpec};
 use crate::{file::FileSink, http::HttpSink, nats::NatsSink, SinkError};
 
 /// One instance on its way out.
@@ -82,11 +82,11 @@ pub enum Destination {
 
 impl Destination {
     /// Build the destination (checks the settings; connects lazily).
-    pub fn new(kind: &SinkKind) -> Result<Destination, SinkError> {
-        Ok(match kind {
+    pub fn new(spec: &SinkSpec) -> Result<Destination, SinkError> {
+        Ok(match &spec.kind {
             SinkKind::File(s) => Destination::File(FileSink::new(s.clone())?),
             SinkKind::Http(s) => Destination::Http(HttpSink::new(s.clone())?),
-            SinkKind::Nats(s) => Destination::Nats(NatsSink::new(s.clone())),
+            SinkKind::Nats(s) => Destination::Nats(NatsSink::new(s.clone(), spec.batch_max)),
         })
     }
 

@@ -110,9 +110,8 @@ impl FileSink {
         // A local write + fdatasync of one batch: short, and it must
         // finish before the cursor moves, so it runs in place (block_in_place
         // keeps other tasks of this worker moving).
-        let multi = tokio::runtime::Handle::try_current().is_ok_and(|h| {
-            h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        });
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         let res = if multi {
             tokio::task::block_in_place(|| self.write(items))
         } else {

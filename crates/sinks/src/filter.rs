@@ -13,7 +13,8 @@ pub struct Selector {
 
 impl PartialEq for Selector {
     fn eq(&self, other: &Self) -> bool {
-        let text = |v: &[glob::Pattern]| v.iter().map(|p| p.as_str().to_string()).collect::<Vec<_>>();
+        let text =
+            |v: &[glob::Pattern]| v.iter().map(|p| p.as_str().to_string()).collect::<Vec<_>>();
         text(&self.triggers) == text(&other.triggers) && text(&self.sensors) == text(&other.sensors)
     }
 }
@@ -63,22 +64,25 @@ impl Selector {
                 .triggers
                 .iter()
                 .any(|p| p.matches(trigger) || p.matches(trigger_type));
-        let sens = self.sensors.is_empty()
-            || self
-                .sensors
-                .iter()
-                .any(|p| p.matches(sensor.unwrap_or("")));
+        let sens =
+            self.sensors.is_empty() || self.sensors.iter().any(|p| p.matches(sensor.unwrap_or("")));
         trig && sens
     }
 
     /// The trigger globs as written.
     pub fn triggers(&self) -> Vec<String> {
-        self.triggers.iter().map(|p| p.as_str().to_string()).collect()
+        self.triggers
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect()
     }
 
     /// The sensor globs as written.
     pub fn sensors(&self) -> Vec<String> {
-        self.sensors.iter().map(|p| p.as_str().to_string()).collect()
+        self.sensors
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect()
     }
 }
 

@@ -98,16 +98,17 @@ impl HttpSink {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| SinkError::Config(format!("headers: '{k}' is not a header name")))?;
             let value = HeaderValue::from_str(v).map_err(|_| {
-                SinkError::Config(format!("headers: the value of '{k}' is not a valid header value"))
+                SinkError::Config(format!(
+                    "headers: the value of '{k}' is not a valid header value"
+                ))
             })?;
             headers.insert(name, value);
         }
         if spec.format == HttpFormat::St2 {
             let key = spec.api_key.as_deref().unwrap_or_default();
             if !key.is_empty() {
-                let v = HeaderValue::from_str(key).map_err(|_| {
-                    SinkError::Config("api_key: not a valid header value".into())
-                })?;
+                let v = HeaderValue::from_str(key)
+                    .map_err(|_| SinkError::Config("api_key: not a valid header value".into()))?;
                 headers.insert(HeaderName::from_static("st2-api-key"), v);
             }
         }
@@ -151,7 +152,8 @@ impl HttpSink {
         if items.len() == 1 {
             return self.post(items[0].json.clone(), None, 1).await;
         }
-        let mut body = Vec::with_capacity(items.iter().map(|i| i.json.len() + 1).sum::<usize>() + 2);
+        let mut body =
+            Vec::with_capacity(items.iter().map(|i| i.json.len() + 1).sum::<usize>() + 2);
         body.push(b'[');
         for (n, it) in items.iter().enumerate() {
             if n > 0 {
@@ -200,7 +202,12 @@ impl HttpSink {
                     format!("POST {}: no answer within {timeout:?}", self.uri),
                 ))
             }
-            Ok(Err(e)) => return Err(Failure::retry(n, format!("POST {}: {}", self.uri, chain(&e)))),
+            Ok(Err(e)) => {
+                return Err(Failure::retry(
+                    n,
+                    format!("POST {}: {}", self.uri, chain(&e)),
+                ))
+            }
             Ok(Ok(r)) => r,
         };
         if status.is_success() {
@@ -290,7 +297,10 @@ mod tests {
             "http://st2.example:9101/api/v1/webhooks/st2"
         );
         spec.url = "http://h/api/v1/webhooks/st2".into();
-        assert_eq!(target(&spec).unwrap().to_string(), "http://h/api/v1/webhooks/st2");
+        assert_eq!(
+            target(&spec).unwrap().to_string(),
+            "http://h/api/v1/webhooks/st2"
+        );
         spec.url = "ftp://h/x".into();
         assert!(target(&spec).unwrap_err().to_string().contains("http://"));
     }

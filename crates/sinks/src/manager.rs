@@ -107,9 +107,8 @@ impl Sinks {
             match current.get(&spec.name) {
                 Some(old) if old == spec => report.unchanged += 1,
                 other => {
-                    let dest = Destination::new(&spec.kind).map_err(|e| {
-                        SinkError::Config(format!("sink '{}': {e}", spec.name))
-                    })?;
+                    let dest = Destination::new(spec)
+                        .map_err(|e| SinkError::Config(format!("sink '{}': {e}", spec.name)))?;
                     if other.is_some() {
                         report.changed.push(spec.name.clone());
                     } else {
@@ -299,8 +298,14 @@ async fn stop(r: Running) {
     let _ = r.stop.send(true);
     r.shared.wake.notify_one();
     let mut task = r.task;
-    if tokio::time::timeout(STOP_DEADLINE, &mut task).await.is_err() {
-        tracing::warn!("sink '{}' did not stop within {STOP_DEADLINE:?}; aborted", r.spec.name);
+    if tokio::time::timeout(STOP_DEADLINE, &mut task)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "sink '{}' did not stop within {STOP_DEADLINE:?}; aborted",
+            r.spec.name
+        );
         task.abort();
     }
 }

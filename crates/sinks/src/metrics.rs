@@ -38,9 +38,11 @@ impl Collector for SinkCollector {
             ("sink_delivered", "Instances each sink delivered", |s| {
                 s.delivered.load(Ordering::Relaxed)
             }),
-            ("sink_retries", "Retried delivery attempts of each sink", |s| {
-                s.retries.load(Ordering::Relaxed)
-            }),
+            (
+                "sink_retries",
+                "Retried delivery attempts of each sink",
+                |s| s.retries.load(Ordering::Relaxed),
+            ),
             (
                 "sink_dead_lettered",
                 "Instances each sink dead-lettered",
@@ -50,7 +52,8 @@ impl Collector for SinkCollector {
         for (name, help, pick) in counters {
             let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
             for s in &all {
-                ConstCounter::new(pick(s)).encode(m.encode_family(&[("sink", s.name.as_str())])?)?;
+                ConstCounter::new(pick(s))
+                    .encode(m.encode_family(&[("sink", s.name.as_str())])?)?;
             }
         }
         {
@@ -85,7 +88,8 @@ impl Collector for SinkCollector {
             MetricType::Histogram,
         )?;
         for s in &all {
-            s.latency.encode(m.encode_family(&[("sink", s.name.as_str())])?)?;
+            s.latency
+                .encode(m.encode_family(&[("sink", s.name.as_str())])?)?;
         }
         Ok(())
     }

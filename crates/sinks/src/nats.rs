@@ -16,15 +16,18 @@ use crate::spec::NatsSpec;
 /// The NATS JetStream sink.
 pub struct NatsSink {
     spec: NatsSpec,
+    /// Most publishes awaiting their ack (the batch size).
+    window: usize,
     js: Option<jetstream::Context>,
     stream_ready: bool,
 }
 
 impl NatsSink {
     /// A sink publishing to `spec.url` (connects at the first delivery).
-    pub fn new(spec: NatsSpec) -> NatsSink {
+    pub fn new(spec: NatsSpec, window: usize) -> NatsSink {
         NatsSink {
             spec,
+            window: window.max(1),
             js: None,
             stream_ready: false,
         }
@@ -50,21 +53,30 @@ impl NatsSink {
         .map_err(|_| {
             Failure::retry(
                 batch,
-                format!("cannot connect to {}: no answer within {:?}", self.spec.url, self.spec.connect_timeout),
+                format!(
+                    "cannot connect to {}: no answer within {:?}",
+                    self.spec.url, self.spec.connect_timeout
+                ),
             )
         })?
         .map_err(|e| Failure::retry(batch, format!("cannot connect to {}: {e}", self.spec.url)))?;
         let js = jetstream::ContextBuilder::new()
             .ack_timeout(self.spec.ack_timeout)
             .timeout(self.spec.ack_timeout)
-            .max_ack_inflight(batch.max(1) * 2)
+            // Room for a whole batch: its acks are awaited only after all
+            // of it was sent.
+            .max_ack_inflight(self.window * 2)
             .backpressure_on_inflight(true)
             .build(client);
         self.js = Some(js.clone());
         Ok(js)
     }
 
-    async fn ensure_stream(&mut self, js: &jetstream::Context, batch: usize) -> Result<(), Failure> {
+    async fn ensure_stream(
+        &mut self,
+        js: &jetstream::Context,
+        batch: usize,
+    ) -> Result<(), Failure> {
         let Some(s) = &self.spec.create_stream else {
             return Ok(());
         };
@@ -80,12 +92,19 @@ impl NatsSink {
             name: s.name.clone(),
             subjects,
             max_age: s.max_age,
-            max_bytes: if s.max_bytes == 0 { -1 } else { s.max_bytes as i64 },
+            max_bytes: if s.max_bytes == 0 {
+                -1
+            } else {
+                s.max_bytes as i64
+            },
             duplicate_window: s.duplicate_window,
             ..Default::default()
         };
         js.get_or_create_stream(config).await.map_err(|e| {
-            Failure::retry(batch, format!("cannot create JetStream stream '{}': {e}", s.name))
+            Failure::retry(
+                batch,
+                format!("cannot create JetStream stream '{}': {e}", s.name),
+            )
         })?;
         self.stream_ready = true;
         Ok(())

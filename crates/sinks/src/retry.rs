@@ -47,7 +47,10 @@ mod tests {
             let d20 = delay(&p, 20, None);
             assert!(d20 <= Duration::from_secs(1) && d20 >= Duration::from_millis(500));
         }
-        assert_eq!(delay(&p, 1, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(
+            delay(&p, 1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
         assert_eq!(
             delay(&p, 1, Some(Duration::from_secs(86_400))),
             MAX_RETRY_AFTER

@@ -79,7 +79,10 @@ impl Runner {
                 .into_iter()
                 .filter_map(|r| {
                     let i = eventlog::query::decode(r.seq, &r.body)?;
-                    self.spec.selector.selects(&i).then(|| Item::new(i, r.ts_ms))
+                    self.spec
+                        .selector
+                        .selects(&i)
+                        .then(|| Item::new(i, r.ts_ms))
                 })
                 .collect();
             if self.deliver_in_order(&items).await.is_err() {
@@ -353,8 +356,13 @@ impl Runner {
                 match outcome {
                     Ok(()) => {
                         self.delivered(&item);
-                        if let Err(e) = self.letters.remove_dead_letter(&self.spec.name, letter.seq) {
-                            tracing::error!("sink '{}': delivered dead letter {} but cannot remove it: {e}", self.spec.name, letter.seq);
+                        if let Err(e) = self.letters.remove_dead_letter(&self.spec.name, letter.seq)
+                        {
+                            tracing::error!(
+                                "sink '{}': delivered dead letter {} but cannot remove it: {e}",
+                                self.spec.name,
+                                letter.seq
+                            );
                         }
                         self.shared.run().requeued.remove(&letter.seq);
                         self.recovered(attempts);

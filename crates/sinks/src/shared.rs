@@ -78,7 +78,11 @@ impl Shared {
             dead_lettered: AtomicU64::new(0),
             latency: latency_histogram(),
             run: Mutex::new(Run {
-                state: if paused { SinkState::Paused } else { SinkState::Ok },
+                state: if paused {
+                    SinkState::Paused
+                } else {
+                    SinkState::Ok
+                },
                 retrying: None,
                 last_error: None,
                 dead: BTreeSet::new(),

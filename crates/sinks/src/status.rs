@@ -103,7 +103,8 @@ mod tests {
     use super::*;
 
     fn inst(seq: u64, trigger: &str) -> TriggerInstance {
-        let mut i = TriggerInstance::new(trigger.into(), trigger.into(), serde_json::json!({}), None);
+        let mut i =
+            TriggerInstance::new(trigger.into(), trigger.into(), serde_json::json!({}), None);
         i.seq = seq;
         i
     }
@@ -132,10 +133,22 @@ mod tests {
         ]);
         assert_eq!(r.status(&inst(1, "b.x")), "processed");
         assert_eq!(r.status(&inst(1, "a.x")), "processed");
-        assert_eq!(r.status(&inst(6, "a.x")), "pending", "two has not reached it");
-        assert_eq!(r.status(&inst(6, "b.x")), "processed", "two does not select it");
+        assert_eq!(
+            r.status(&inst(6, "a.x")),
+            "pending",
+            "two has not reached it"
+        );
+        assert_eq!(
+            r.status(&inst(6, "b.x")),
+            "processed",
+            "two does not select it"
+        );
         assert_eq!(r.status(&inst(5, "b.x")), "processing_failed");
-        assert_eq!(r.status(&inst(3, "b.x")), "processing", "requeued dead letter");
+        assert_eq!(
+            r.status(&inst(3, "b.x")),
+            "processing",
+            "requeued dead letter"
+        );
         assert_eq!(r.status(&inst(12, "b.x")), "processing");
         assert_eq!(r.status(&inst(13, "b.x")), "pending");
         assert_eq!(Resolver::default().status(&inst(1, "b.x")), "pending");

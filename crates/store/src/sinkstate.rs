@@ -196,10 +196,19 @@ mod tests {
             st.put_dead_letter("a", &letter(seq)).unwrap();
         }
         st.put_dead_letter("ab", &letter(1)).unwrap();
-        let seqs: Vec<u64> = st.dead_letters("a").unwrap().iter().map(|l| l.seq).collect();
+        let seqs: Vec<u64> = st
+            .dead_letters("a")
+            .unwrap()
+            .iter()
+            .map(|l| l.seq)
+            .collect();
         assert_eq!(seqs, vec![2, 70, 300]);
         assert_eq!(st.dead_letter_count("ab"), 1);
-        assert_eq!(st.requeue("a", Some(&["id-70".into(), "300".into()])).unwrap(), 2);
+        assert_eq!(
+            st.requeue("a", Some(&["id-70".into(), "300".into()]))
+                .unwrap(),
+            2
+        );
         let queued: Vec<u64> = st
             .dead_letters("a")
             .unwrap()
@@ -212,7 +221,10 @@ mod tests {
         assert_eq!(st.dead_letter_count("a"), 2);
         st.set_flags("a", &SinkFlags { paused: true }).unwrap();
         assert!(st.flags("a").unwrap().paused);
-        assert_eq!(st.known_sinks().unwrap(), vec!["a".to_string(), "ab".into()]);
+        assert_eq!(
+            st.known_sinks().unwrap(),
+            vec!["a".to_string(), "ab".into()]
+        );
         st.forget("a").unwrap();
         assert_eq!(st.dead_letter_count("a"), 0);
         assert!(!st.flags("a").unwrap().paused);

@@ -96,11 +96,17 @@ fn run(cli: Cli) -> Result<i32> {
             selection,
             cli.single_sensor_mode,
         )?;
+        let sinks = sinks::Sinks::new(log.clone(), store.sinks.clone());
+        sinks
+            .apply(settings.sinks.clone())
+            .await
+            .context("cannot start the sinks")?;
         let ops = Arc::new(Ops::live(
             container.clone(),
             store.clone(),
             log.clone(),
             settings.clone(),
+            sinks.clone(),
         ));
         let socket = control::socket_path(&settings.data_dir);
         let api_ctx = api::ApiContext::new(
@@ -110,12 +116,14 @@ fn run(cli: Cli) -> Result<i32> {
             store.api_keys.clone(),
             Some(container.clone()),
             settings.api.clone(),
+            vec![sinks::metrics::collector(sinks.clone())],
         );
         let listeners = api::server::start(api_ctx, &socket).await?;
         let hup = tokio::spawn(reload_on_sighup(ops));
         let code = container.run(shutdown_signal()).await?;
         hup.abort();
         drop(listeners);
+        sinks.stop().await;
         // Commit whatever is still queued (internal triggers of the stop).
         log.close();
         tracing::info!("sensorcontainer stopped");
@@ -150,7 +158,8 @@ async fn open_store_waiting(settings: &Settings) -> Result<store::Store> {
     }
 }
 
-/// SIGHUP: `reload --register-all` (fail-fast: a bad file changes nothing).
+/// SIGHUP: `reload --register-all` and the `sinks:` of the config file
+/// (fail-fast: a bad file changes nothing).
 async fn reload_on_sighup(ops: Arc<Ops>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
