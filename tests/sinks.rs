@@ -191,7 +191,10 @@ fn retry_then_success_is_delivered_once_with_three_retries() {
         http.url("/in")
     ));
     env.register();
-    let c = env.start_container(&["--sensor-ref", BURST]);
+    let c = env.start_container_with(
+        &["--sensor-ref", BURST],
+        &[("SENSORCONTAINER_API_LISTEN", "127.0.0.1:0")],
+    );
     http.script(&[503, 503, 503]);
     let id = key_event(&env, "k1");
     assert!(
@@ -212,6 +215,47 @@ fn retry_then_success_is_delivered_once_with_three_retries() {
     let posted: Value = serde_json::from_slice(&http.received()[3].body).unwrap();
     assert_eq!(posted["id"], id.as_str());
     assert_eq!(posted["trigger"], KV_CREATE);
+
+    // The same figures in /metrics.
+    let log = c.log();
+    let at = log.find("HTTP API on http").expect("HTTP address logged");
+    let base = log[at + "HTTP API on ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let body = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let value = |name: &str| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && s.labels.get("sink") == Some("web"))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                prometheus_parse::Value::Histogram(ref h) => {
+                    h.iter().map(|b| b.count).fold(0.0, f64::max)
+                }
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(value("sensorcontainer_sink_delivered_total"), 1.0, "{body}");
+    assert_eq!(value("sensorcontainer_sink_retries_total"), 3.0);
+    assert_eq!(value("sensorcontainer_sink_lag"), 0.0);
+    assert_eq!(value("sensorcontainer_sink_dead_lettered_total"), 0.0);
+    assert_eq!(
+        value("sensorcontainer_sink_delivery_latency_seconds"),
+        1.0,
+        "one observation"
+    );
 }
 
 #[test]

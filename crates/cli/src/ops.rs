@@ -344,7 +344,12 @@ impl Ops {
                         let resolver = self.resolver()?;
                         resolver.resolve(&mut i);
                         let mut v = to_json(&i)?;
-                        v["delivery"] = to_json(&resolver.per_sink(&i))?;
+                        // Each selecting sink's state (absent without sinks,
+                        // so `get` shows what `list` shows).
+                        let per_sink = resolver.per_sink(&i);
+                        if !per_sink.is_empty() {
+                            v["delivery"] = to_json(&per_sink)?;
+                        }
                         Ok(v)
                     }
                     (None, id) => Err(OpError::new(

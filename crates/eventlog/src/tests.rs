@@ -225,6 +225,40 @@ fn cursors_survive_reopen() {
 }
 
 #[test]
+fn advanced_cursors_are_in_the_file_at_once_and_old_files_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cursors").join("sink.s");
+    {
+        let log = Log::open(dir.path(), LogOptions::default()).unwrap();
+        append(&log, 10, "a").unwrap();
+        log.advance_cursor("sink.s", 3).unwrap(); // no file yet: stored durably
+        log.advance_cursor("sink.s", 9).unwrap();
+        // In place, before any sync: what a process crash leaves behind.
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap().trim(),
+            "00000000000000000009"
+        );
+        std::mem::forget(log); // no close(), no final sync
+    }
+    // The earlier release wrote "7\n".
+    std::fs::write(&file, "7\n").unwrap();
+    std::fs::remove_file(dir.path().join("LOCK")).ok();
+    let log = Log::open(dir.path(), LogOptions::default()).unwrap();
+    assert_eq!(log.cursor("sink.s"), Some(7));
+    log.advance_cursor("sink.s", 10).unwrap();
+    log.close();
+    drop(log);
+    let log = Log::open(dir.path(), LogOptions::default()).unwrap();
+    assert_eq!(log.cursor("sink.s"), Some(10));
+    let st = log.stats();
+    assert!(
+        log.refusing().is_none() && st.cursors[0].lag == 0,
+        "{:?}",
+        st.cursors
+    );
+}
+
+#[test]
 fn queries_filter_page_and_stream() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), small(u64::MAX, OnFull::Reject)).unwrap();

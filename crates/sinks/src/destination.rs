@@ -85,7 +85,7 @@ impl Destination {
     pub fn new(spec: &SinkSpec) -> Result<Destination, SinkError> {
         Ok(match &spec.kind {
             SinkKind::File(s) => Destination::File(FileSink::new(s.clone())?),
-            SinkKind::Http(s) => Destination::Http(HttpSink::new(s.clone())?),
+            SinkKind::Http(s) => Destination::Http(HttpSink::new(s.clone(), spec.batch_max)?),
             SinkKind::Nats(s) => Destination::Nats(NatsSink::new(s.clone(), spec.batch_max)),
         })
     }

@@ -33,6 +33,9 @@ const QUOTE: usize = 300;
 /// The HTTP sink.
 pub struct HttpSink {
     spec: HttpSpec,
+    /// `batch_max` > 1: always a JSON array (even of one), so a receiver
+    /// sees one shape.
+    array: bool,
     uri: Uri,
     headers: HeaderMap,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -90,8 +93,9 @@ fn target(spec: &HttpSpec) -> Result<Uri, SinkError> {
 }
 
 impl HttpSink {
-    /// A sink posting to `spec.url` (checks the URL, headers and TLS files).
-    pub fn new(spec: HttpSpec) -> Result<HttpSink, SinkError> {
+    /// A sink posting to `spec.url` (checks the URL, headers and TLS
+    /// files); `batch_max` > 1 posts JSON arrays.
+    pub fn new(spec: HttpSpec, batch_max: usize) -> Result<HttpSink, SinkError> {
         let uri = target(&spec)?;
         let mut headers = HeaderMap::new();
         for (k, v) in &spec.headers {
@@ -126,14 +130,15 @@ impl HttpSink {
             .build(https);
         Ok(HttpSink {
             spec,
+            array: batch_max > 1,
             uri,
             headers,
             client,
         })
     }
 
-    /// Deliver the batch: one request per instance for `format: st2` or
-    /// `batch_max: 1`, else one request with a JSON array.
+    /// Deliver the batch: one request per instance for `format: st2`, the
+    /// instance itself with `batch_max: 1`, else one JSON array.
     pub async fn deliver(&mut self, items: &[Item]) -> Result<(), Failure> {
         if self.spec.format == HttpFormat::St2 {
             for (n, it) in items.iter().enumerate() {
@@ -149,8 +154,13 @@ impl HttpSink {
             }
             return Ok(());
         }
-        if items.len() == 1 {
-            return self.post(items[0].json.clone(), None, 1).await;
+        if !self.array {
+            for (n, it) in items.iter().enumerate() {
+                self.post(it.json.clone(), None, 1)
+                    .await
+                    .map_err(|f| Failure { delivered: n, ..f })?;
+            }
+            return Ok(());
         }
         let mut body =
             Vec::with_capacity(items.iter().map(|i| i.json.len() + 1).sum::<usize>() + 2);
