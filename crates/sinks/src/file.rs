@@ -125,3 +125,66 @@ impl FileSink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(n: u64) -> Item {
+        let mut i = eventlog::TriggerInstance::new(
+            "p.t".into(),
+            "p.t".into(),
+            serde_json::json!({"n": n, "pad": "x".repeat(100)}),
+            None,
+        );
+        i.seq = n;
+        Item::new(i, 0)
+    }
+
+    #[tokio::test]
+    async fn appends_lines_and_rotates_keeping_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut sink = FileSink::new(FileSpec {
+            path: path.clone(),
+            max_bytes: 1000,
+            keep: 2,
+        })
+        .unwrap();
+        for n in 0..30 {
+            sink.deliver(&[item(2 * n), item(2 * n + 1)]).await.unwrap();
+        }
+        let lines = |p: &Path| -> Vec<u64> {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect()
+        };
+        let cur = lines(&path);
+        let one = lines(&rotated(&path, 1));
+        let two = lines(&rotated(&path, 2));
+        assert!(!rotated(&path, 3).exists(), "keep: 2");
+        assert!(std::fs::metadata(&path).unwrap().len() <= 1000);
+        assert_eq!(*cur.last().unwrap(), 59);
+        assert_eq!(
+            *one.last().unwrap() + 1,
+            cur[0],
+            "path.1 holds what came just before"
+        );
+        assert_eq!(*two.last().unwrap() + 1, one[0]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(FileSink::new(FileSpec {
+            path: dir.path().join("missing/x.jsonl"),
+            max_bytes: 1,
+            keep: 1
+        })
+        .is_err());
+    }
+}
