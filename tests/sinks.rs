@@ -687,3 +687,52 @@ fn timeouts_and_closed_connections_are_retried_until_delivered() {
     assert!(sink(&env, "web")["retries"].as_u64().unwrap() >= 2);
     assert_eq!(sink(&env, "web")["dead_letters"], 0);
 }
+
+#[test]
+fn an_st2_sink_feeds_another_containers_st2_webhook() {
+    // The receiving side: our own implementation of StackStorm's
+    // /api/v1/webhooks/st2, with an API key.
+    let receiver = Env::new(&["tests/packs"]);
+    receiver.register();
+    let r = receiver.start_container_with(
+        &["--sensor-ref", BURST],
+        &[("SENSORCONTAINER_API_LISTEN", "127.0.0.1:0")],
+    );
+    let log = r.log();
+    let at = log.find("HTTP API on http").expect("HTTP address logged");
+    let base = log[at + "HTTP API on ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let out = receiver.sensorctl(&["apikey", "create", "--name", "sink"]);
+    let key = common::stdout(&out).trim().to_string();
+    assert!(key.starts_with("sck_"), "{}", common::stderr(&out));
+
+    let sender = Env::new(&["tests/packs"]);
+    sender.write_config(&format!(
+        "sinks:\n- {{name: st2, type: http, format: st2, url: '{base}', api_key: '{key}', triggers: ['{KV_CREATE}'], {FAST}}}\n"
+    ));
+    sender.register();
+    let s = sender.start_container(&["--sensor-ref", BURST]);
+    let id = key_event(&sender, "crossing");
+    let sent = sender.sensorctl_json(&["trigger-instance", "get", &id, "--json"]);
+    let arrived = || {
+        receiver
+            .instances_of(KV_CREATE)
+            .into_iter()
+            .find(|i| i["trace_tag"] == id.as_str())
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || arrived().is_some()),
+        "sender:\n{}\nreceiver:\n{}",
+        s.log(),
+        r.log()
+    );
+    let got = arrived().unwrap();
+    assert_eq!(got["payload"], sent["payload"]);
+    assert_ne!(got["id"], sent["id"], "a new instance on the receiving side");
+    wait_drained(&sender, &s, Duration::from_secs(30));
+    assert_eq!(status_of(&sender, &id), "processed");
+}
