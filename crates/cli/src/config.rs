@@ -224,7 +224,7 @@ pub(crate) fn duration(key: &str, v: &Option<serde_yaml::Value>) -> Result<Optio
             num.trim().parse::<f64>().map_err(|_| bad())? * factor
         }
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(bad());
     }
     Ok(Some(Duration::from_secs_f64(secs)))

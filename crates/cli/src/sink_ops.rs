@@ -92,7 +92,8 @@ impl Ops {
             }
             "sink.retry" => {
                 let q: RetryParams = serde_json::from_value(p).map_err(|e| bad(op, e))?;
-                if q.all == !q.ids.is_empty() {
+                // Both or neither is an error.
+                if q.all != q.ids.is_empty() {
                     return Err(OpError::new(
                         OpErrorKind::Invalid,
                         "give --id ID (one or more) or --all",
