@@ -104,7 +104,7 @@ impl Ops {
                     Some(s) => s.retry(&q.name, which).map_err(sink_error)?,
                     None => {
                         self.configured(&q.name)?;
-                        self.store.sinks.requeue(&q.name, which)?
+                        self.store.sinks.requeue(&q.name, which)?.len()
                     }
                 };
                 if n == 0 && !q.all {

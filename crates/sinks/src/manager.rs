@@ -228,18 +228,16 @@ impl Sinks {
     /// in seq order, before anything new. Returns how many.
     pub fn retry(&self, name: &str, which: Option<&[String]>) -> Result<usize, SinkError> {
         let shared = self.shared(name)?;
-        let n = self.letters.requeue(name, which)?;
+        let seqs = self.letters.requeue(name, which)?;
         {
             let mut run = shared.run();
-            for l in self.letters.dead_letters(name)? {
-                if l.requeued {
-                    run.dead.remove(&l.seq);
-                    run.requeued.insert(l.seq);
-                }
+            for seq in &seqs {
+                run.dead.remove(seq);
+                run.requeued.insert(*seq);
             }
         }
         shared.wake.notify_one();
-        Ok(n)
+        Ok(seqs.len())
     }
 
     /// Pause (`true`) or resume a sink; remembered across restarts.

@@ -107,9 +107,9 @@ impl SinkState {
     }
 
     /// Queue dead letters for re-delivery: those whose id or seq is in
-    /// `which`, or all when `which` is `None`. Returns how many.
-    pub fn requeue(&self, sink: &str, which: Option<&[String]>) -> Result<usize, StoreError> {
-        let mut n = 0;
+    /// `which`, or all when `which` is `None`. Returns their seqs.
+    pub fn requeue(&self, sink: &str, which: Option<&[String]>) -> Result<Vec<u64>, StoreError> {
+        let mut picked_seqs = Vec::new();
         for mut letter in self.dead_letters(sink)? {
             let picked = which.is_none_or(|ids| {
                 ids.iter()
@@ -119,10 +119,12 @@ impl SinkState {
                 letter.requeued = true;
                 self.dead.insert(key(sink, letter.seq), encode(&letter))?;
             }
-            n += usize::from(picked);
+            if picked {
+                picked_seqs.push(letter.seq);
+            }
         }
         self.dead.flush()?;
-        Ok(n)
+        Ok(picked_seqs)
     }
 
     /// Drop every dead letter and flag of a sink (it was removed).
@@ -207,7 +209,7 @@ mod tests {
         assert_eq!(
             st.requeue("a", Some(&["id-70".into(), "300".into()]))
                 .unwrap(),
-            2
+            vec![70, 300]
         );
         let queued: Vec<u64> = st
             .dead_letters("a")
