@@ -732,7 +732,10 @@ fn an_st2_sink_feeds_another_containers_st2_webhook() {
     );
     let got = arrived().unwrap();
     assert_eq!(got["payload"], sent["payload"]);
-    assert_ne!(got["id"], sent["id"], "a new instance on the receiving side");
+    assert_ne!(
+        got["id"], sent["id"],
+        "a new instance on the receiving side"
+    );
     wait_drained(&sender, &s, Duration::from_secs(30));
     assert_eq!(status_of(&sender, &id), "processed");
 }
