@@ -182,6 +182,7 @@ impl Sinks {
             letters: self.letters.clone(),
             dest,
             stop: stop_rx,
+            ahead: Default::default(),
         };
         let task = tokio::spawn(runner.run());
         Ok(Running {

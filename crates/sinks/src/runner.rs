@@ -22,6 +22,12 @@ use crate::spec::SinkSpec;
 /// Longest idle wait before the loop looks around again.
 const IDLE: Duration = Duration::from_secs(1);
 
+/// Records read from the log at once, whatever `batch_max` is: each read
+/// seeks through the segment's sparse index, so reading one record per
+/// delivery cost ~1 ms (measured: an HTTP sink at 763/s against the
+/// server's 7.9k/s). ~300 KiB at 300 B a record.
+const READ_AHEAD: usize = 1024;
+
 /// Everything one run needs.
 pub(crate) struct Runner {
     pub spec: SinkSpec,
@@ -30,6 +36,8 @@ pub(crate) struct Runner {
     pub letters: Letters,
     pub dest: Destination,
     pub stop: watch::Receiver<bool>,
+    /// Records read ahead of the cursor, oldest first.
+    pub ahead: std::collections::VecDeque<eventlog::StoredRecord>,
 }
 
 /// Why a wait or a delivery ended early.
@@ -59,7 +67,7 @@ impl Runner {
             }
             self.set_state(SinkState::Ok);
             let from = self.shared.cursor() + 1;
-            let recs = match self.log.read(from, self.spec.batch_max) {
+            let recs = match self.next_records(from) {
                 Ok(r) => r,
                 Err(e) => {
                     self.note_error(format!("cannot read the log at seq {from}: {e}"));
@@ -82,7 +90,7 @@ impl Runner {
                     self.spec
                         .selector
                         .selects(&i)
-                        .then(|| Item::new(i, r.ts_ms))
+                        .then(|| Item::from_record(i, &r.body, r.ts_ms))
                 })
                 .collect();
             if self.deliver_in_order(&items).await.is_err() {
@@ -90,6 +98,22 @@ impl Runner {
             }
             self.move_cursor(last);
         }
+    }
+
+    /// Up to `batch_max` records from `from`, served from the read-ahead
+    /// buffer (refilled with [`READ_AHEAD`] records when it runs dry or
+    /// does not start at `from`).
+    fn next_records(
+        &mut self,
+        from: u64,
+    ) -> Result<Vec<eventlog::StoredRecord>, eventlog::LogError> {
+        if self.ahead.front().is_none_or(|r| r.seq != from) {
+            self.ahead.clear();
+            let want = READ_AHEAD.max(self.spec.batch_max);
+            self.ahead.extend(self.log.read(from, want)?);
+        }
+        let n = self.spec.batch_max.min(self.ahead.len());
+        Ok(self.ahead.drain(..n).collect())
     }
 
     fn stopped(&self) -> bool {
