@@ -2,6 +2,7 @@
 //! say how much of it the destination confirmed and whether the rest is
 //! worth retrying.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use eventlog::TriggerInstance;
@@ -12,45 +13,71 @@ use crate::{file::FileSink, http::HttpSink, nats::NatsSink, SinkError};
 /// One instance on its way out.
 #[derive(Debug, Clone)]
 pub struct Item {
-    /// The instance (with its `seq`).
-    pub instance: TriggerInstance,
-    /// The instance as JSON, encoded once.
+    /// Its log sequence number.
+    pub seq: u64,
+    /// The instance id.
+    pub id: String,
+    /// Its trigger ref.
+    pub trigger: String,
+    /// The instance as JSON (with `seq`), encoded once.
     pub json: Vec<u8>,
     /// When the log accepted it (epoch ms), for the latency histogram.
     pub ts_ms: u64,
 }
 
+/// The fields a sink looks at, borrowed from a stored body: selecting and
+/// addressing an instance needs no decoding of its payload.
+#[derive(Debug, serde::Deserialize)]
+pub struct Head<'a> {
+    /// Instance id.
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    /// Trigger ref.
+    #[serde(borrow)]
+    pub trigger: Cow<'a, str>,
+    /// Trigger type ref.
+    #[serde(borrow)]
+    pub trigger_type: Cow<'a, str>,
+    /// Dispatching sensor.
+    #[serde(borrow, default)]
+    pub sensor: Option<Cow<'a, str>>,
+}
+
 impl Item {
-    /// An item for `instance` decoded from the stored `body` (JSON without
-    /// `seq`): its JSON is the body with `"seq"` spliced in, not a second
-    /// serialization.
-    pub fn from_record(instance: TriggerInstance, body: &[u8], ts_ms: u64) -> Item {
-        if body.len() < 2 || body[0] != b'{' || instance.seq == 0 {
-            return Item::new(instance, ts_ms);
-        }
+    /// An item from a stored record whose [`Head`] was read: its JSON is
+    /// the body with `"seq"` spliced in, not a second serialization.
+    pub fn from_record(seq: u64, head: &Head<'_>, body: &[u8], ts_ms: u64) -> Item {
         let mut json = Vec::with_capacity(body.len() + 28);
         json.extend_from_slice(b"{\"seq\":");
-        json.extend_from_slice(instance.seq.to_string().as_bytes());
+        json.extend_from_slice(seq.to_string().as_bytes());
         if body[1..].iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'}') {
             json.push(b',');
         }
         json.extend_from_slice(&body[1..]);
         Item {
-            instance,
+            seq,
+            id: head.id.to_string(),
+            trigger: head.trigger.to_string(),
             json,
             ts_ms,
         }
     }
 
-    /// An item for `instance`, accepted at `ts_ms`.
-    pub fn new(instance: TriggerInstance, ts_ms: u64) -> Item {
-        // Plain owned data serializes infallibly.
-        let json = serde_json::to_vec(&instance).unwrap_or_default();
+    /// An item for a decoded `instance`, accepted at `ts_ms`.
+    pub fn new(instance: &TriggerInstance, ts_ms: u64) -> Item {
         Item {
-            instance,
-            json,
+            seq: instance.seq,
+            id: instance.id.clone(),
+            trigger: instance.trigger.clone(),
+            // Plain owned data serializes infallibly.
+            json: serde_json::to_vec(instance).unwrap_or_default(),
             ts_ms,
         }
+    }
+
+    /// The whole instance as a JSON value (dead letters, StackStorm's body).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.json).unwrap_or_default()
     }
 }
 
@@ -64,12 +91,18 @@ mod tests {
             "p.t".into(),
             "p.t".into(),
             serde_json::json!({"a": 1}),
-            None,
+            Some("p.S".into()),
         );
         let mut body = Vec::new();
         i.encode_into(&mut body);
         i.seq = 42;
-        let it = Item::from_record(i.clone(), &body, 0);
+        let head: Head = serde_json::from_slice(&body).unwrap();
+        assert_eq!(head.sensor.as_deref(), Some("p.S"));
+        let it = Item::from_record(42, &head, &body, 0);
+        assert_eq!(
+            (it.id.as_str(), it.trigger.as_str()),
+            (i.id.as_str(), "p.t")
+        );
         let back: TriggerInstance = serde_json::from_slice(&it.json).unwrap();
         assert_eq!(back, i);
         assert_eq!(

@@ -138,7 +138,7 @@ mod tests {
             None,
         );
         i.seq = n;
-        Item::new(i, 0)
+        Item::new(&i, 0)
     }
 
     #[tokio::test]

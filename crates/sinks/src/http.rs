@@ -146,12 +146,12 @@ impl HttpSink {
         if self.spec.format == HttpFormat::St2 {
             for (n, it) in items.iter().enumerate() {
                 let body = json!({
-                    "trigger": it.instance.trigger,
-                    "payload": it.instance.payload,
+                    "trigger": it.trigger,
+                    "payload": it.value()["payload"],
                 });
                 // A Value of plain data serializes infallibly.
                 let body = serde_json::to_vec(&body).unwrap_or_default();
-                self.post(body, Some(&it.instance.id), 1)
+                self.post(body, Some(&it.id), 1)
                     .await
                     .map_err(|f| Failure { delivered: n, ..f })?;
             }

@@ -117,8 +117,8 @@ impl NatsSink {
         let mut acks = Vec::with_capacity(items.len());
         for (n, it) in items.iter().enumerate() {
             let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", it.instance.id.as_str());
-            let subject = self.subject(&it.instance.trigger);
+            headers.insert("Nats-Msg-Id", it.id.as_str());
+            let subject = self.subject(&it.trigger);
             match js
                 .publish_with_headers(subject, headers, Bytes::copy_from_slice(&it.json))
                 .await

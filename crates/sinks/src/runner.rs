@@ -14,7 +14,7 @@ use eventlog::{EventLog, TriggerInstance};
 use store::{DeadLetter, SinkState as Letters};
 use tokio::sync::watch;
 
-use crate::destination::{Destination, Failure, Item};
+use crate::destination::{Destination, Failure, Head, Item};
 use crate::retry;
 use crate::shared::{Shared, SinkState};
 use crate::spec::SinkSpec;
@@ -84,13 +84,23 @@ impl Runner {
                 continue;
             };
             let items: Vec<Item> = recs
-                .into_iter()
+                .iter()
                 .filter_map(|r| {
-                    let i = eventlog::query::decode(r.seq, &r.body)?;
+                    let h = match serde_json::from_slice::<Head>(&r.body) {
+                        Ok(h) if r.body.len() > 1 => h,
+                        _ => {
+                            tracing::warn!(
+                                "sink '{}': record {} is not a trigger instance; skipped",
+                                self.spec.name,
+                                r.seq
+                            );
+                            return None;
+                        }
+                    };
                     self.spec
                         .selector
-                        .selects(&i)
-                        .then(|| Item::from_record(i, &r.body, r.ts_ms))
+                        .selects_refs(&h.trigger, &h.trigger_type, h.sensor.as_deref())
+                        .then(|| Item::from_record(r.seq, &h, &r.body, r.ts_ms))
                 })
                 .collect();
             if self.deliver_in_order(&items).await.is_err() {
@@ -233,14 +243,14 @@ impl Runner {
                 self.delivered(&items[k..k + done]);
                 k += done;
                 attempts = 1;
-                self.move_cursor(items[k - 1].instance.seq);
+                self.move_cursor(items[k - 1].seq);
             }
             let failed = f.failed.clamp(1, items.len() - k);
             let head = &items[k..k + failed];
             if !f.retryable || attempts >= self.spec.retry.max_attempts {
                 self.dead_letter(head, &f, attempts).await;
                 k += failed;
-                self.move_cursor(items[k - 1].instance.seq);
+                self.move_cursor(items[k - 1].seq);
                 attempts = 0;
                 continue;
             }
@@ -253,8 +263,8 @@ impl Runner {
 
     fn retrying(&self, head: &[Item], f: &Failure, attempts: u32) {
         self.shared.retries.fetch_add(1, Ordering::Relaxed);
-        let first = head[0].instance.seq;
-        let last = head[head.len() - 1].instance.seq;
+        let first = head[0].seq;
+        let last = head[head.len() - 1].seq;
         let was = {
             let mut run = self.shared.run();
             let was = run.state;
@@ -295,15 +305,15 @@ impl Runner {
         let at = eventlog::instance::now_rfc3339();
         for it in head {
             let letter = DeadLetter {
-                seq: it.instance.seq,
-                id: it.instance.id.clone(),
-                trigger: it.instance.trigger.clone(),
+                seq: it.seq,
+                id: it.id.clone(),
+                trigger: it.trigger.clone(),
                 reason: reason.into(),
                 attempts,
                 last_error: f.message.clone(),
                 at: at.clone(),
                 requeued: false,
-                instance: serde_json::to_value(&it.instance).unwrap_or_default(),
+                instance: it.value(),
             };
             // Retry until durable: moving on without it would lose the
             // instance for this sink.
@@ -332,7 +342,7 @@ impl Runner {
             "sink '{}': dead-lettered {} instance(s) from seq {} ({reason} after {attempts} attempt(s)): {}; see `sensorctl sink dead-letters {}`",
             self.spec.name,
             head.len(),
-            head[0].instance.seq,
+            head[0].seq,
             f.message,
             self.spec.name
         );
@@ -363,7 +373,7 @@ impl Runner {
                 continue;
             };
             inst.seq = letter.seq;
-            let item = [Item::new(inst, eventlog::instance::now_ms())];
+            let item = [Item::new(&inst, eventlog::instance::now_ms())];
             let mut attempts = 0u32;
             loop {
                 if self.stopped() {
