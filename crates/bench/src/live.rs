@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -273,6 +274,35 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The TCP address of the HTTP API (started with
+    /// `SENSORCONTAINER_API_LISTEN=127.0.0.1:0`), from the log line `HTTP
+    /// API on http://ADDR`.
+    pub fn wait_http_addr(&mut self, timeout: Duration) -> Result<SocketAddr> {
+        let log = self.log.clone();
+        let mut addr: Option<SocketAddr> = None;
+        let mut find = || {
+            addr = std::fs::read_to_string(&log).ok().and_then(|t| {
+                t.lines().find_map(|l| {
+                    let rest = l.split("HTTP API on http://").nth(1)?;
+                    rest.split_whitespace().next()?.parse().ok()
+                })
+            });
+            addr.is_some()
+        };
+        let deadline = Instant::now() + timeout;
+        while !find() {
+            self.check_alive()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "timed out after {timeout:?} waiting for the `HTTP API on http://…` log line; log:\n{}",
+                    tail(&self.log_text(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        addr.context("no HTTP API address")
     }
 
     /// `POST /v1/<op>` on the control socket.

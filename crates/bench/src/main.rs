@@ -12,7 +12,8 @@
 //! trigger-instance log rows run `eventlog::Log` in this process (the
 //! retention row in a child process of this program, for its memory). The
 //! webhook row drives the container's HTTP API with a hyper client in this
-//! process.
+//! process. The sink rows deliver to an HTTP server in this process and to
+//! a nats-server this program starts.
 
 mod limits;
 mod live;
@@ -79,7 +80,8 @@ fn parse_args() -> Result<Args> {
             "-h" | "--help" => {
                 println!(
                     "usage: sc-bench [--events N] [--log-records N] [--http-concurrency N] [--quick] [--python PATH] [--no-build] [--only ROWS]\n\n\
-                     --events N       events per throughput row (default 200000, 50000 with --quick)\n\
+                     --events N       events per throughput row and instances the sink drains store\n\
+                     \x20                (default 200000, 50000 with --quick)\n\
                      --log-records N  records the log retention row appends (default 1000000; the\n\
                      \x20                issue's figure uses 10000000; at least 776730)\n\
                      --http-concurrency N  keep-alive connections of the webhook row's HTTP client (default 32)\n\
@@ -87,7 +89,8 @@ fn parse_args() -> Result<Args> {
                      --python         interpreter for the sensors and the baselines (default python3)\n\
                      --no-build       do not run `cargo build --release -p sc-cli -p sc-bench --bins` first\n\
                      --only ROWS      comma-separated subset of\n\
-                     \x20                log,retention,python1,rust,python10,latency,startup,restart,webhooks\n\
+                     \x20                log,retention,python1,rust,python10,latency,startup,restart,webhooks,\n\
+                     \x20                sinks (= sink-drain,sink-latency; --events instances per drain)\n\
                      \x20                (the limits are always measured; the disk limits run with `log`)"
                 );
                 std::process::exit(0);
@@ -118,6 +121,10 @@ fn main() -> Result<()> {
             .parse()
             .context("retention child: records")?;
         return rows::log::retention_child(n);
+    }
+    // The sink rows' HTTP limit runs its client in a child process.
+    if argv.get(1).map(String::as_str) == Some(rows::sinks::HTTP_LIMIT_CHILD_FLAG) {
+        return rows::sinks::http_limit_child(&argv[2..]);
     }
     let args = parse_args()?;
     let started = Instant::now();
@@ -690,6 +697,195 @@ fn main() -> Result<()> {
                 Better::Lower,
             ),
         );
+    }
+
+    // --- sinks ------------------------------------------------------------------------
+    let want_drain = want("sinks") || want("sink-drain");
+    let want_latency = want("sinks") || want("sink-latency");
+    let nats_bin = if want_drain || want_latency {
+        let b = rows::sinks::nats_server_binary();
+        if b.is_none() {
+            eprintln!("sinks: nats-server not found ($SC_NATS_SERVER, target/peers/venv/bin, PATH): the NATS rows are skipped; run scripts/install-peers.sh");
+        }
+        b
+    } else {
+        None
+    };
+    if want_drain {
+        let plan = rows::sinks::DrainPlan {
+            fill: n,
+            max: Duration::from_secs(if q { 2 } else { 5 }),
+            limit_secs: http_secs,
+        };
+        eprintln!(
+            "sinks: drain {} pre-stored instances (each sink until all or {:.0} s), limits {:.0} s each:",
+            plan.fill,
+            plan.max.as_secs_f64(),
+            http_secs.as_secs_f64()
+        );
+        let d = rows::sinks::drains(&bins, &rt, plan, nats_bin.as_deref())?;
+        let (one, lim) = (&d.http_one, &d.http_one_limit);
+        let ratio = one.rate() / lim.rate();
+        out.push(
+            Row::new(
+                format!(
+                    "`http` sink, `batch_max: 1`: pre-stored instances ({} B JSON each) POSTed to an HTTP server in sc-bench (axum, 200 `{{}}`), `sink.resume` → `delivered` = {} (of {} stored by the Rust SDK sensor at {} /s with every sink paused)",
+                    lim.body_bytes,
+                    int(one.delivered as f64),
+                    int(d.fill as f64),
+                    int(d.fill_rate)
+                ),
+                format!("{} /s", int(one.rate())),
+            )
+            .limit(
+                format!(
+                    "serial keep-alive POSTs of the same body, one hyper-util pooled client (http1, one connection, one request at a time), {:.0} s = {} /s",
+                    lim.secs,
+                    int(lim.rate())
+                ),
+                ratio,
+                Better::Higher,
+            )
+            .target("≥ 70% of the limit", ratio >= 0.7),
+        );
+        let (b, bl) = (&d.http_batch, &d.http_batch_limit);
+        let ratio = b.rate() / bl.rate();
+        out.push(
+            Row::new(
+                format!(
+                    "`http` sink, `batch_max: {}` (JSON arrays): {} pre-stored instances, resume → delivered ({} requests)",
+                    rows::sinks::HTTP_BATCH,
+                    int(b.delivered as f64),
+                    int(b.requests as f64)
+                ),
+                format!("{} /s", int(b.rate())),
+            )
+            .limit(
+                format!(
+                    "serial POSTs of the same {}-instance array ({:.1} KiB), same client = {} instances/s",
+                    rows::sinks::HTTP_BATCH,
+                    bl.body_bytes as f64 / 1024.0,
+                    int(bl.rate())
+                ),
+                ratio,
+                Better::Higher,
+            )
+            .target("≥ 70% of the limit", ratio >= 0.7),
+        );
+        if let Some(nd) = &d.nats {
+            let dr = &nd.drain;
+            let lim = nd.batches.0 as f64 / nd.batches.1;
+            let sliding = nd.sliding.0 as f64 / nd.sliding.1;
+            let ratio = dr.rate() / lim;
+            out.push(
+                Row::new(
+                    format!(
+                        "`nats` sink, `batch_max: {}`: {} pre-stored instances ({} B payload) published to JetStream (nats-server, file storage, `Nats-Msg-Id`), resume → delivered",
+                        rows::sinks::NATS_WINDOW,
+                        int(dr.delivered as f64),
+                        nd.payload_bytes
+                    ),
+                    format!("{} /s", int(dr.rate())),
+                )
+                .limit(
+                    format!(
+                        "raw async-nats JetStream publish of the same payload and subject with `Nats-Msg-Id`, windows of {} (publish {}, then await their acks in order), {:.0} s = {} /s",
+                        rows::sinks::NATS_WINDOW,
+                        rows::sinks::NATS_WINDOW,
+                        nd.batches.1,
+                        int(lim)
+                    ),
+                    ratio,
+                    Better::Higher,
+                )
+                .target("≥ 70% of the limit", ratio >= 0.7),
+            );
+            out.push(
+                Row::new(
+                    "(diagnostic) the same `nats` drain beside raw publishes with a sliding window (1024 unacknowledged: await the oldest before each publish)",
+                    format!("{} /s", int(dr.rate())),
+                )
+                .limit(
+                    format!("sliding window of {} = {} /s", rows::sinks::NATS_WINDOW, int(sliding)),
+                    dr.rate() / sliding,
+                    Better::Higher,
+                ),
+            );
+        }
+    }
+    if want_latency {
+        let plan = rows::sinks::LatencyPlan {
+            rate: 10_000.0,
+            secs: if q { 2.0 } else { 5.0 },
+            catch_up: Duration::from_secs(if q { 5 } else { 15 }),
+            limit_secs: Duration::from_secs(1),
+        };
+        let (rate, secs) = (plan.rate, plan.secs);
+        let mut kinds = vec![rows::sinks::Kind::Http, rows::sinks::Kind::HttpBatch];
+        if nats_bin.is_some() {
+            kinds.push(rows::sinks::Kind::Nats);
+        }
+        eprintln!("sinks: dispatch → delivered latency, Rust SDK sensor at {rate:.0}/s for {secs:.0} s, one sink at a time (each waits at most {:.0} s after the last dispatch):", plan.catch_up.as_secs_f64());
+        for kind in kinds {
+            let l = rows::sinks::latency(&bins, &rt, kind, nats_bin.as_deref(), plan)?;
+            let (sink, how) = match kind {
+                rows::sinks::Kind::Http => (
+                    "`http` sink (`batch_max: 1`)".to_string(),
+                    "the test server's receive time − the instance's `occurrence_time`",
+                ),
+                rows::sinks::Kind::HttpBatch => (
+                    format!(
+                        "(diagnostic) `http` sink with `batch_max: {}` (JSON arrays)",
+                        rows::sinks::HTTP_BATCH
+                    ),
+                    "the test server's receive time − each instance's `occurrence_time`",
+                ),
+                rows::sinks::Kind::Nats => (
+                    "`nats` sink (`batch_max: 1024`)".to_string(),
+                    "the JetStream message's stored time − the instance's `occurrence_time`",
+                ),
+            };
+            let h = &l.histogram;
+            let late = if l.late > 0 {
+                format!(
+                    "; **{} of them not delivered {:.0} s after the last dispatch**, counted as delivered then, so the figures are lower bounds",
+                    int(l.late as f64),
+                    l.catch_up.as_secs_f64()
+                )
+            } else {
+                String::new()
+            };
+            let ge = if l.late > 0 { "≥ " } else { "" };
+            let (p50, p99) = (l.lat.p50 / 1e6, l.lat.p99 / 1e6);
+            let value = if p99 >= 1.0 {
+                format!("{ge}{p50:.2} / {ge}{p99:.2} s")
+            } else {
+                format!("{ge}{:.2} / {ge}{:.2} ms", p50 * 1e3, p99 * 1e3)
+            };
+            out.push(
+                Row::new(
+                    format!(
+                        "{sink}: dispatch → delivered while the Rust SDK sensor dispatches {} /s for {secs:.0} s ({} instances; {how}{late}), p50 / p99 (the sink's own histogram, append → confirmed, ms clocks: mean {}, p50 {}, p99 {})",
+                        int(l.dispatch_rate),
+                        int(l.dispatched as f64),
+                        rows::sinks::secs_text(h.mean()),
+                        h.bound(0.5),
+                        h.bound(0.99)
+                    ),
+                    value,
+                )
+                .limit(
+                    format!(
+                        "{}, p50 / p99 = {:.2} / {:.2} ms",
+                        l.limit_what,
+                        l.limit.p50 / 1e3,
+                        l.limit.p99 / 1e3
+                    ),
+                    l.lat.p99 / l.limit.p99,
+                    Better::Lower,
+                ),
+            );
+        }
     }
 
     println!();

@@ -7,9 +7,14 @@
 //! to `bench.event` (pipelined), waits for every ack (= every instance
 //! durable), writes `result.<Class>` (`n t0 t1 errors cpu_seconds`), then
 //! idles until stopped.
+//!
+//! With `rate R SECS` in the `go` file (the sink latency row) it paces
+//! instead: R × SECS events, each sent once its time has come (R per
+//! second from t0, checked every half millisecond, so at most a timer
+//! tick's worth go out together), then waits for the acks the same way.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sdk::{BoxError, Sensor, SensorService};
 use serde::Serialize;
@@ -58,23 +63,42 @@ impl Sensor for Bench {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let spec = std::fs::read_to_string(&go)?;
-        let n: u64 = match spec.split_whitespace().collect::<Vec<_>>()[..] {
-            ["count", n] => n.parse()?,
+        let (n, rate): (u64, Option<f64>) = match spec.split_whitespace().collect::<Vec<_>>()[..] {
+            ["count", n] => (n.parse()?, None),
+            ["rate", r, secs] => {
+                let (r, secs): (f64, f64) = (r.parse()?, secs.parse()?);
+                if !(r > 0.0 && secs > 0.0) {
+                    return Err(format!("bad go spec {spec:?}").into());
+                }
+                ((r * secs).round() as u64, Some(r))
+            }
             _ => return Err(format!("unsupported go spec {spec:?}").into()),
         };
         let (c0, t0) = (cpu(), now());
-        for i in 0..n {
-            // The handle is dropped: flush() below waits for every ack.
-            drop(
-                svc.dispatch(
-                    "bench.event",
-                    Payload {
-                        n: i,
-                        source: "bench",
-                    },
-                )
-                .await?,
-            );
+        let start = Instant::now();
+        let mut i = 0;
+        while i < n {
+            let due = match rate {
+                None => n,
+                Some(r) => ((start.elapsed().as_secs_f64() * r) as u64).min(n),
+            };
+            while i < due {
+                // The handle is dropped: flush() below waits for every ack.
+                drop(
+                    svc.dispatch(
+                        "bench.event",
+                        Payload {
+                            n: i,
+                            source: "bench",
+                        },
+                    )
+                    .await?,
+                );
+                i += 1;
+            }
+            if i < n {
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
         }
         let flushed = svc.flush().await;
         let (t1, c1) = (now(), cpu());

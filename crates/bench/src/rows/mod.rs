@@ -1,8 +1,9 @@
-//! The measurements of our code: the real `sensorcontainer` (its sensors
-//! and its HTTP API), and the trigger-instance log in-process.
+//! The measurements of our code: the real `sensorcontainer` (its sensors,
+//! its HTTP API and its sinks), and the trigger-instance log in-process.
 
 pub mod latency;
 pub mod log;
+pub mod sinks;
 pub mod startup;
 pub mod throughput;
 pub mod webhooks;

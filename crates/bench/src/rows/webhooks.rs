@@ -265,23 +265,7 @@ pub fn run(
         &[("SENSORCONTAINER_API_LISTEN", "127.0.0.1:0".to_string())],
     )?;
     c.wait_api(Duration::from_secs(30))?;
-    let log = c.log.clone();
-    let mut addr: Option<SocketAddr> = None;
-    live::wait_for(
-        "the `HTTP API on http://…` log line",
-        Duration::from_secs(30),
-        || c.check_alive(),
-        || {
-            addr = std::fs::read_to_string(&log).ok().and_then(|t| {
-                t.lines().find_map(|l| {
-                    let rest = l.split("HTTP API on http://").nth(1)?;
-                    rest.split_whitespace().next()?.parse().ok()
-                })
-            });
-            addr.is_some()
-        },
-    )?;
-    let addr = addr.context("no HTTP API address")?;
+    let addr = c.wait_http_addr(Duration::from_secs(30))?;
     let ready = ws.marker("ready.WebhookIdle");
     live::wait_for(
         "the bench sensor to be up",
