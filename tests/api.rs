@@ -15,17 +15,7 @@ use serde_json::{json, Value};
 /// A container with TCP on a free port; its base URL.
 fn start(env: &Env, args: &[&str]) -> (Container, String) {
     let c = env.start_container_with(args, &[("SENSORCONTAINER_API_LISTEN", "127.0.0.1:0")]);
-    let log = c.log();
-    let at = log
-        .find("HTTP API on http")
-        .expect("the container logs its HTTP address");
-    let rest = &log[at + "HTTP API on ".len()..];
-    let url = rest
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
+    let url = c.http_base();
     (c, url)
 }
 

@@ -80,6 +80,19 @@ fn status_of(env: &Env, id: &str) -> String {
     v["status"].as_str().unwrap_or_default().to_string()
 }
 
+/// An HTTP peer, and a registered workspace whose config has one sink:
+/// `sink` (YAML flow-mapping fields, without `url`) posting to `/in`.
+fn http_sink_env(sink: &str) -> (HttpPeer, Env) {
+    let http = HttpPeer::start();
+    let env = Env::new(&["tests/packs"]);
+    env.write_config(&format!(
+        "sinks:\n- {{{sink}, url: '{}'}}\n",
+        http.url("/in")
+    ));
+    env.register();
+    (http, env)
+}
+
 #[test]
 fn file_http_and_nats_sinks_deliver_everything_and_recover_from_an_outage() {
     let Some(nats) = NatsServer::start() else {
@@ -194,13 +207,9 @@ fn file_http_and_nats_sinks_deliver_everything_and_recover_from_an_outage() {
 
 #[test]
 fn retry_then_success_is_delivered_once_with_three_retries() {
-    let http = HttpPeer::start();
-    let env = Env::new(&["tests/packs"]);
-    env.write_config(&format!(
-        "sinks:\n- {{name: web, type: http, url: '{}', triggers: ['core.st2.key_value_pair.*'], {FAST}}}\n",
-        http.url("/in")
+    let (http, env) = http_sink_env(&format!(
+        "name: web, type: http, triggers: ['core.st2.key_value_pair.*'], {FAST}"
     ));
-    env.register();
     let c = env.start_container_with(
         &["--sensor-ref", BURST],
         &[("SENSORCONTAINER_API_LISTEN", "127.0.0.1:0")],
@@ -227,14 +236,7 @@ fn retry_then_success_is_delivered_once_with_three_retries() {
     assert_eq!(posted["trigger"], KV_CREATE);
 
     // The same figures in /metrics.
-    let log = c.log();
-    let at = log.find("HTTP API on http").expect("HTTP address logged");
-    let base = log[at + "HTTP API on ".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
+    let base = c.http_base();
     let body = ureq::get(&format!("{base}/metrics"))
         .call()
         .unwrap()
@@ -270,13 +272,9 @@ fn retry_then_success_is_delivered_once_with_three_retries() {
 
 #[test]
 fn permanent_400_dead_letters_moves_on_and_sink_retry_redelivers() {
-    let http = HttpPeer::start();
-    let env = Env::new(&["tests/packs"]);
-    env.write_config(&format!(
-        "sinks:\n- {{name: web, type: http, url: '{}', triggers: ['{KV_CREATE}'], {FAST}}}\n",
-        http.url("/in")
+    let (http, env) = http_sink_env(&format!(
+        "name: web, type: http, triggers: ['{KV_CREATE}'], {FAST}"
     ));
-    env.register();
     let c = env.start_container(&["--sensor-ref", BURST]);
     http.set_mode(Mode::Status(400));
     let bad = key_event(&env, "bad");
@@ -609,13 +607,9 @@ fn nothing_is_lost_over_20_random_kill_points_with_http_and_nats_sinks() {
 
 #[test]
 fn pause_holds_a_sink_back_across_a_restart_and_resume_drains_it() {
-    let http = HttpPeer::start();
-    let env = Env::new(&["tests/packs"]);
-    env.write_config(&format!(
-        "sinks:\n- {{name: web, type: http, url: '{}', triggers: ['{KV_CREATE}'], {FAST}}}\n",
-        http.url("/in")
+    let (http, env) = http_sink_env(&format!(
+        "name: web, type: http, triggers: ['{KV_CREATE}'], {FAST}"
     ));
-    env.register();
     let mut c = env.start_container(&["--sensor-ref", BURST]);
     let out = env.sensorctl(&["sink", "pause", "web"]);
     assert!(
@@ -655,13 +649,9 @@ fn pause_holds_a_sink_back_across_a_restart_and_resume_drains_it() {
 
 #[test]
 fn timeouts_and_closed_connections_are_retried_until_delivered() {
-    let http = HttpPeer::start();
-    let env = Env::new(&["tests/packs"]);
-    env.write_config(&format!(
-        "sinks:\n- {{name: web, type: http, url: '{}', request_timeout: 300ms, triggers: ['{KV_CREATE}'], {FAST}}}\n",
-        http.url("/in")
+    let (http, env) = http_sink_env(&format!(
+        "name: web, type: http, request_timeout: 300ms, triggers: ['{KV_CREATE}'], {FAST}"
     ));
-    env.register();
     let c = env.start_container(&["--sensor-ref", BURST]);
     http.set_mode(Mode::Hang);
     let id = key_event(&env, "slow");
@@ -698,14 +688,7 @@ fn an_st2_sink_feeds_another_containers_st2_webhook() {
         &["--sensor-ref", BURST],
         &[("SENSORCONTAINER_API_LISTEN", "127.0.0.1:0")],
     );
-    let log = r.log();
-    let at = log.find("HTTP API on http").expect("HTTP address logged");
-    let base = log[at + "HTTP API on ".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
+    let base = r.http_base();
     let out = receiver.sensorctl(&["apikey", "create", "--name", "sink"]);
     let key = common::stdout(&out).trim().to_string();
     assert!(key.starts_with("sck_"), "{}", common::stderr(&out));

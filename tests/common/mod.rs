@@ -291,6 +291,21 @@ impl Container {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// The base URL of its TCP API (`http://127.0.0.1:PORT`), from the
+    /// "HTTP API on ..." line it logs (start it with a TCP listen address).
+    pub fn http_base(&self) -> String {
+        let log = self.log();
+        let at = log
+            .find("HTTP API on http")
+            .expect("the container logs its HTTP address");
+        log[at + "HTTP API on ".len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string()
+    }
+
     /// Everything it logged so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
