@@ -147,6 +147,26 @@ impl Workspace {
         Ok(())
     }
 
+    /// Write the `bench` pack with one Rust SDK sensor `class` (the
+    /// `sc-bench-rust-sensor` binary, copied in) declaring `bench.event`.
+    pub fn write_rust_sensor_pack(&self, bins: &Bins, class: &str) -> Result<()> {
+        self.write_pack(
+            &[SensorSpec {
+                class: class.into(),
+                entry: "rust_sensor".into(),
+                exec_args: Some(vec![]),
+                declares_event: true,
+            }],
+            &[],
+        )?;
+        std::fs::copy(
+            &bins.rust_sensor,
+            self.packs.join("bench/sensors/rust_sensor"),
+        )
+        .with_context(|| format!("copy {}", bins.rust_sensor.display()))?;
+        Ok(())
+    }
+
     pub fn global_args(&self) -> Vec<OsString> {
         vec![
             "--config".into(),

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
-use crate::live::{self, Bins, Running, SensorSpec, Workspace};
+use crate::live::{self, Bins, Running, Workspace};
 use crate::stats::Summary;
 
 /// The trigger every bench instance goes to.
@@ -705,26 +705,24 @@ fn workspace(bins: &Bins, sinks_yaml: &str) -> Result<Workspace> {
         bins,
         &format!("sensorcontainer:\n  stop_grace_seconds: 10\nsinks:\n{sinks_yaml}"),
     )?;
-    ws.write_pack(
-        &[SensorSpec {
-            class: FEEDER.into(),
-            entry: "rust_sensor".into(),
-            exec_args: Some(vec![]),
-            declares_event: true,
-        }],
-        &[],
-    )?;
-    std::fs::copy(
-        &bins.rust_sensor,
-        ws.packs.join("bench/sensors/rust_sensor"),
-    )
-    .with_context(|| format!("copy {}", bins.rust_sensor.display()))?;
+    ws.write_rust_sensor_pack(bins, FEEDER)?;
     ws.register()?;
     Ok(ws)
 }
 
 /// Start the feeder with `go` (`count N` or `rate R SECS`) and wait for its
 /// result: (n, t0, t1), every dispatch acknowledged durable.
+/// Wait until the feeder sensor says it is up.
+fn wait_feeder_up(ws: &Workspace, c: &mut Running) -> Result<()> {
+    let ready = ws.marker(&format!("ready.{FEEDER}"));
+    live::wait_for(
+        "the feeder sensor to be up",
+        Duration::from_secs(60),
+        || c.check_alive(),
+        || ready.exists(),
+    )
+}
+
 fn feed(ws: &Workspace, c: &mut Running, go: &str, timeout: Duration) -> Result<(u64, f64, f64)> {
     let tmp = ws.marker(".go.tmp");
     std::fs::write(&tmp, go)?;
@@ -975,13 +973,7 @@ pub fn drains(
     }
     let mut c = ws.start(&[], &[])?;
     c.wait_api(Duration::from_secs(30))?;
-    let ready = ws.marker(&format!("ready.{FEEDER}"));
-    live::wait_for(
-        "the feeder sensor to be up",
-        Duration::from_secs(60),
-        || c.check_alive(),
-        || ready.exists(),
-    )?;
+    wait_feeder_up(&ws, &mut c)?;
     let (n, t0, t1) = feed(
         &ws,
         &mut c,
@@ -1349,13 +1341,7 @@ pub fn latency(
     )?;
     c.wait_api(Duration::from_secs(30))?;
     let addr = c.wait_http_addr(Duration::from_secs(30))?;
-    let ready = ws.marker(&format!("ready.{FEEDER}"));
-    live::wait_for(
-        "the feeder sensor to be up",
-        Duration::from_secs(60),
-        || c.check_alive(),
-        || ready.exists(),
-    )?;
+    wait_feeder_up(&ws, &mut c)?;
     let warm = wait_sink(&mut c, "lat", Duration::from_secs(30), |s| {
         s.delivered >= 1 && s.lag == 0
     })?;

@@ -95,20 +95,7 @@ pub fn python_sensors(bins: &Bins, k: usize, mode: Mode) -> Result<Run> {
 pub fn rust_sensor(bins: &Bins, n: u64) -> Result<Run> {
     let ws = Workspace::new(bins, "sensorcontainer:\n  stop_grace_seconds: 10\n")?;
     let class = "RustThroughput".to_string();
-    ws.write_pack(
-        &[SensorSpec {
-            class: class.clone(),
-            entry: "rust_sensor".into(),
-            exec_args: Some(vec![]),
-            declares_event: true,
-        }],
-        &[],
-    )?;
-    std::fs::copy(
-        &bins.rust_sensor,
-        ws.packs.join("bench/sensors/rust_sensor"),
-    )
-    .with_context(|| format!("copy {}", bins.rust_sensor.display()))?;
+    ws.write_rust_sensor_pack(bins, &class)?;
     measure(&ws, &[class], Mode::Count(n))
 }
 
