@@ -67,11 +67,17 @@ fn ids(instances: &[Value]) -> BTreeSet<String> {
 fn key_event(env: &Env, name: &str) -> String {
     let out = env.sensorctl(&["key", "set", name, "1"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    let found = env
-        .instances_of(KV_CREATE)
-        .into_iter()
-        .find(|i| i["payload"]["object"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {KV_CREATE} instance for key {name}"));
+    // The create event is an internal trigger: stored by the next group
+    // commit, not before `key set` answers. Poll for it.
+    let mut found = None;
+    wait_until(Duration::from_secs(10), || {
+        found = env
+            .instances_of(KV_CREATE)
+            .into_iter()
+            .find(|i| i["payload"]["object"]["name"] == name);
+        found.is_some()
+    });
+    let found = found.unwrap_or_else(|| panic!("no {KV_CREATE} instance for key {name}"));
     found["id"].as_str().unwrap().to_string()
 }
 
