@@ -9,79 +9,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{ndjson, stdout, wait_until, Container, Env};
+use common::http::{apikey, get, post, start};
+use common::{ndjson, stdout, wait_until, Env};
 use serde_json::{json, Value};
-
-/// A container with TCP on a free port; its base URL.
-fn start(env: &Env, args: &[&str]) -> (Container, String) {
-    let c = env.start_container_with(args, &[("SENSORCONTAINER_API_LISTEN", "127.0.0.1:0")]);
-    let url = c.http_base();
-    (c, url)
-}
-
-fn apikey(env: &Env) -> String {
-    let out = env.sensorctl(&["apikey", "create", "--name", "test"]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let key = stdout(&out).trim().to_string();
-    assert!(key.starts_with("sck_"), "{key}");
-    key
-}
-
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn answer(r: Result<ureq::Response, ureq::Error>) -> Answer {
-    let resp = match r {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("request failed: {e}"),
-    };
-    let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .map(|n| {
-            let v = resp.header(&n).unwrap_or("").to_string();
-            (n, v)
-        })
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: resp.into_string().unwrap_or_default(),
-    }
-}
-
-fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    let mut req = ureq::post(url).timeout(Duration::from_secs(30));
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    answer(req.send_string(body))
-}
-
-fn get(url: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut req = ureq::get(url).timeout(Duration::from_secs(30));
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    answer(req.call())
-}
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 

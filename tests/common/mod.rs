@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod http;
 pub mod peers;
 
 /// The repository root.
@@ -374,11 +375,18 @@ impl Drop for Container {
 
 /// A venv with eventlet, built once per target dir and reused.
 pub fn eventlet_python() -> Option<PathBuf> {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("eventlet-venv");
+    pip_python("eventlet-venv", &["eventlet"], "import eventlet")
+}
+
+/// A venv under the target dir named `name` with `packages` from PyPI,
+/// built once and reused while `check` (Python code) runs in it; `None`
+/// when pip could not install them (no PyPI).
+pub fn pip_python(name: &str, packages: &[&str], check: &str) -> Option<PathBuf> {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let python = venv.join("bin/python");
     let ok = |p: &PathBuf| {
         Command::new(p)
-            .args(["-c", "import eventlet"])
+            .args(["-c", check])
             .status()
             .is_ok_and(|s| s.success())
     };
@@ -393,7 +401,8 @@ pub fn eventlet_python() -> Option<PathBuf> {
         .ok()?;
     assert!(st.success(), "python3 -m venv failed");
     let pip = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "eventlet"])
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(packages)
         .status()
         .ok()?;
     if !pip.success() {

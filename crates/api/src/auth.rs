@@ -19,9 +19,25 @@ use crate::fault::fault;
 use crate::server::Transport;
 use crate::ApiContext;
 
-/// Routes that need no key on TCP.
+/// The id of the API key a TCP request was authenticated with (a request
+/// extension; absent on the control socket and on public routes).
+#[derive(Debug, Clone)]
+pub struct KeyId(pub String);
+
+/// Routes that need no key on TCP: health probes, `/metrics` unless
+/// `api.metrics_auth`, the version document under `/v1` (it tells only
+/// versions), and Senlin webhook triggers (their URL is the credential).
 fn is_public(path: &str, ctx: &ApiContext) -> bool {
-    matches!(path, "/healthz" | "/readyz") || path == "/metrics" && !ctx.settings.metrics_auth
+    matches!(path, "/healthz" | "/readyz" | "/v1" | "/v1/")
+        || path == "/metrics" && !ctx.settings.metrics_auth
+        || is_webhook_trigger(path)
+}
+
+/// `/v1/webhooks/{id}/trigger`.
+fn is_webhook_trigger(path: &str) -> bool {
+    path.strip_prefix("/v1/webhooks/")
+        .and_then(|rest| rest.strip_suffix("/trigger"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// The key a request presents, from any of the accepted places.
@@ -70,7 +86,11 @@ impl TouchThrottle {
 }
 
 /// Middleware: refuse TCP requests without a valid key (401).
-pub async fn require_key(State(ctx): State<Arc<ApiContext>>, req: Request, next: Next) -> Response {
+pub async fn require_key(
+    State(ctx): State<Arc<ApiContext>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let unix = matches!(req.extensions().get::<Transport>(), Some(Transport::Unix));
     if unix || is_public(req.uri().path(), &ctx) {
         return next.run(req).await;
@@ -88,6 +108,7 @@ pub async fn require_key(State(ctx): State<Arc<ApiContext>>, req: Request, next:
                     tracing::warn!("could not record the use of API key {}: {e}", record.id);
                 }
             }
+            req.extensions_mut().insert(KeyId(record.id.clone()));
             next.run(req).await
         }
         Ok(None) => fault(

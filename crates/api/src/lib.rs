@@ -14,15 +14,20 @@
 //!   ([`webhooks`], with [`dedupe`] for `Idempotency-Key`);
 //! - `GET /api/v1/stream` (Server-Sent Events) and
 //!   `GET /v1/trigger-instances/stream` (NDJSON) ([`stream`]);
-//! - `GET /metrics` ([`metrics`]), `GET /healthz`, `GET /readyz` ([`health`]).
+//! - `GET /metrics` ([`metrics`]), `GET /healthz`, `GET /readyz` ([`health`]);
+//! - under `/v1`: Senlin receivers and webhook triggers, Masakari
+//!   segments, hosts and notifications, and their version document
+//!   ([`openstack`]).
 
 pub mod auth;
 pub mod client;
 pub mod control;
 pub mod dedupe;
+pub mod durable;
 pub mod fault;
 pub mod health;
 pub mod metrics;
+pub mod openstack;
 pub mod ops;
 pub mod server;
 pub mod stream;
@@ -97,11 +102,14 @@ pub struct ApiContext {
     pub dedupe: dedupe::Dedupe,
     /// Throttles `last_used` writes of API keys.
     pub key_touch: auth::TouchThrottle,
+    /// Senlin receivers and Masakari notifications.
+    pub openstack: Arc<openstack::OpenStack>,
 }
 
 impl ApiContext {
     /// A context with fresh metrics and dedupe state; `collectors` add
     /// other crates' metrics (the sinks') to `/metrics`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ops: Arc<dyn Operations>,
         dispatcher: Arc<Dispatcher>,
@@ -110,6 +118,7 @@ impl ApiContext {
         container: Option<Arc<Container>>,
         settings: ApiSettings,
         collectors: Vec<Box<dyn prometheus_client::collector::Collector>>,
+        openstack: Arc<openstack::OpenStack>,
     ) -> Arc<ApiContext> {
         let metrics = Arc::new(metrics::Metrics::with_collectors(collectors));
         metrics::observe_commits(&metrics, log.as_ref());
@@ -123,6 +132,7 @@ impl ApiContext {
             settings,
             metrics,
             key_touch: auth::TouchThrottle::default(),
+            openstack,
         })
     }
 }
@@ -138,6 +148,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/metrics", get(metrics::handle))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(openstack::routes::router())
         .fallback(fault::not_found)
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),

@@ -15,15 +15,13 @@
 //! cannot make the instance durable is 503 with the reason.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use container::dispatcher::DispatchParams;
-use eventlog::{RecordBatch, TriggerInstance};
-use protocol::codes;
+use eventlog::TriggerInstance;
 use serde_json::{json, Map, Value};
 
 use crate::dedupe::Answer;
@@ -33,8 +31,6 @@ use crate::ApiContext;
 pub const WEBHOOK_TYPE: &str = "core.st2.webhook";
 /// Answer header naming the stored instance(s).
 pub const INSTANCE_HEADER: &str = "x-trigger-instance-id";
-/// Longest wait for the group commit before answering 503.
-const DURABLE_DEADLINE: Duration = Duration::from_secs(30);
 /// Headers never copied into a custom webhook's payload.
 const SECRET_HEADERS: &[&str] = &["st2-api-key", "x-auth-token", "cookie"];
 
@@ -103,43 +99,9 @@ async fn store(
     ctx: &ApiContext,
     dispatches: Vec<DispatchParams>,
 ) -> Result<Vec<TriggerInstance>, Answer> {
-    let mut instances = Vec::with_capacity(dispatches.len());
-    for d in dispatches {
-        match ctx.dispatcher.prepare(None, d) {
-            Ok(i) => instances.push(i),
-            Err(e) if e.code == codes::INTERNAL_ERROR => {
-                return Err(fault_answer(StatusCode::INTERNAL_SERVER_ERROR, e.message))
-            }
-            Err(e) => return Err(fault_answer(StatusCode::BAD_REQUEST, e.message)),
-        }
-    }
-    if !ctx.log.wait_for_room(Duration::from_secs(5)).await {
-        return Err(fault_answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the trigger-instance log is too far behind (disk stalled?); try again",
-        ));
-    }
-    let mut batch = RecordBatch::new();
-    for i in &instances {
-        batch.push_with(|b| i.encode_into(b));
-    }
-    let completion = ctx.log.append(batch);
-    match tokio::time::timeout(DURABLE_DEADLINE, completion.wait()).await {
-        Ok(Ok(first)) => {
-            for (k, i) in instances.iter_mut().enumerate() {
-                i.seq = first + k as u64;
-            }
-            Ok(instances)
-        }
-        Ok(Err(e)) => Err(fault_answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("could not store the trigger instance: {e}"),
-        )),
-        Err(_) => Err(fault_answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the trigger instance was not durable within {DURABLE_DEADLINE:?}"),
-        )),
-    }
+    crate::durable::store(&ctx.dispatcher, dispatches)
+        .await
+        .map_err(|e| fault_answer(e.status(), e.to_string()))
 }
 
 fn accepted(body: &Bytes, instances: &[TriggerInstance]) -> Answer {

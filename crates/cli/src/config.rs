@@ -87,6 +87,31 @@ pub struct FileConfig {
     /// Where trigger instances are delivered (see [`crate::sink_config`]).
     #[serde(default)]
     pub sinks: Vec<crate::sink_config::SinkSection>,
+    /// Masakari notifications (`notifications:`).
+    #[serde(default)]
+    pub notifications: NotificationsSection,
+}
+
+/// `api.receivers:` — Senlin receivers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiversSection {
+    /// Webhook triggers must carry an HMAC-SHA256 of the body made with
+    /// the receiver's secret (default false, as in Senlin).
+    pub require_signature: Option<bool>,
+}
+
+/// `notifications:` — Masakari notifications (durations: seconds or
+/// strings such as "180s", "24h").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsSection {
+    /// Duplicate window, against the notifications' `generated_time` (default 180s).
+    pub duplicate_detection_interval: Option<serde_yaml::Value>,
+    /// Unfinished notifications older than this become `failed` (default 24h).
+    pub expired_interval: Option<serde_yaml::Value>,
+    /// How often that is checked (default 600s).
+    pub check_expired_interval: Option<serde_yaml::Value>,
 }
 
 /// `api.tls:` — PEM certificate chain and key for TLS on TCP.
@@ -111,6 +136,10 @@ pub struct ApiSection {
     pub read_timeout: Option<serde_yaml::Value>,
     pub max_connections: Option<usize>,
     pub max_body_bytes: Option<serde_yaml::Value>,
+    /// Base URL of receivers' `alarm_url` (default: the first TCP address).
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub receivers: ReceiversSection,
 }
 
 /// `log:` — the trigger-instance log (see conf/sensorcontainer.yaml).
@@ -285,6 +314,9 @@ pub struct Settings {
     pub api: api::ApiSettings,
     /// Where instances are delivered (`sinks:`).
     pub sinks: Vec<sinks::SinkSpec>,
+    /// Senlin receivers and Masakari notifications (`api.public_url`,
+    /// `api.receivers`, `notifications:`).
+    pub openstack: api::openstack::OpenStackSettings,
     /// The flags and environment these came from (a reload reads the
     /// config file again with them).
     pub source: GlobalOpts,
@@ -373,6 +405,7 @@ impl Settings {
             log: log_options(&file.log)?,
             api: api_settings(&file.api)?,
             sinks: crate::sink_config::sink_specs(&file.sinks)?,
+            openstack: openstack_settings(&file.api, &file.notifications)?,
             source: opts.clone(),
         })
     }
@@ -457,6 +490,48 @@ fn api_settings(a: &ApiSection) -> Result<api::ApiSettings> {
             "api.max_body_bytes: must be at least 1024, got {b}"
         );
         o.max_body_bytes = b as usize;
+    }
+    Ok(o)
+}
+
+fn openstack_settings(
+    a: &ApiSection,
+    n: &NotificationsSection,
+) -> Result<api::openstack::OpenStackSettings> {
+    let mut o = api::openstack::OpenStackSettings::default();
+    if let Some(u) = &a.public_url {
+        let u = u.trim();
+        anyhow::ensure!(
+            (u.starts_with("http://") || u.starts_with("https://")) && u.len() > "https://".len(),
+            "api.public_url: expected an http:// or https:// URL, got {u:?}"
+        );
+        o.public_url = Some(u.to_string());
+    }
+    if let Some(b) = a.receivers.require_signature {
+        o.require_signature = b;
+    }
+    if let Some(d) = span(
+        "notifications.duplicate_detection_interval",
+        &n.duplicate_detection_interval,
+    )? {
+        o.duplicate_detection_interval = d;
+    }
+    if let Some(d) = span("notifications.expired_interval", &n.expired_interval)? {
+        anyhow::ensure!(
+            !d.is_zero(),
+            "notifications.expired_interval: must be at least 1 second"
+        );
+        o.expired_interval = d;
+    }
+    if let Some(d) = span(
+        "notifications.check_expired_interval",
+        &n.check_expired_interval,
+    )? {
+        anyhow::ensure!(
+            !d.is_zero(),
+            "notifications.check_expired_interval: must be at least 1 second"
+        );
+        o.check_expired_interval = d;
     }
     Ok(o)
 }

@@ -35,6 +35,18 @@ const CORE_FILES: &[(&str, &str)] = &[
         "triggers/webhook.yaml",
         include_str!("../../../packs/core/triggers/webhook.yaml"),
     ),
+    (
+        "triggers/receiver_trigger.yaml",
+        include_str!("../../../packs/core/triggers/receiver_trigger.yaml"),
+    ),
+    (
+        "triggers/notification.yaml",
+        include_str!("../../../packs/core/triggers/notification.yaml"),
+    ),
+    (
+        "triggers/notification_status.yaml",
+        include_str!("../../../packs/core/triggers/notification_status.yaml"),
+    ),
 ];
 
 /// The pack search path, with the embedded core pack appended when no

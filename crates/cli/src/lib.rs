@@ -7,6 +7,8 @@ pub mod embedded;
 pub mod instances;
 pub mod key;
 pub mod logging;
+pub mod openstack_cmd;
+pub mod openstack_ops;
 pub mod ops;
 pub mod output;
 pub mod reload;

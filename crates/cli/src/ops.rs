@@ -133,6 +133,8 @@ pub struct Ops {
     pub(crate) sinks: Option<Arc<sinks::Sinks>>,
     pub(crate) dispatcher: Arc<Dispatcher>,
     kv: KvService,
+    /// Senlin receivers and Masakari notifications.
+    pub(crate) openstack: Arc<api::openstack::OpenStack>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +247,14 @@ impl Ops {
             dispatcher.clone(),
             settings.container.encryption_key_path.as_deref(),
         )?;
+        let openstack = api::openstack::OpenStack::new(
+            store.openstack.clone(),
+            dispatcher.clone(),
+            settings.openstack.clone(),
+        );
+        if let Some(addr) = settings.api.listen.first() {
+            openstack.set_listen_url(*addr, settings.api.tls.is_some());
+        }
         Ok(Ops {
             store,
             log,
@@ -253,16 +263,19 @@ impl Ops {
             sinks: None,
             dispatcher,
             kv,
+            openstack,
         })
     }
 
-    /// Operations inside the running container, with its sinks.
+    /// Operations inside the running container, with its sinks and front
+    /// doors.
     pub fn live(
         container: Arc<Container>,
         store: Arc<Store>,
         log: Arc<dyn EventLog>,
         settings: Settings,
         sinks: Arc<sinks::Sinks>,
+        openstack: Arc<api::openstack::OpenStack>,
     ) -> Ops {
         let kv = container.kv().clone();
         Ops {
@@ -273,6 +286,7 @@ impl Ops {
             live: Some(container),
             sinks: Some(sinks),
             kv,
+            openstack,
         }
     }
 
@@ -365,6 +379,9 @@ impl Ops {
             }
             "sink.list" | "sink.dead-letters" | "sink.retry" | "sink.pause" | "sink.resume" => {
                 self.sink_op(op, p).await
+            }
+            o if o.starts_with("receiver.") || o.starts_with("notification.") => {
+                self.openstack_op(op, p).await
             }
             "apikey.create" => {
                 #[derive(Deserialize)]

@@ -76,6 +76,12 @@ pub enum Command {
     /// Sinks: where instances are delivered; state, lag, dead letters, retry, pause
     #[command(subcommand)]
     Sink(crate::sink_cmd::SinkCmd),
+    /// Senlin-style receivers: capability URLs that dispatch a preset action
+    #[command(subcommand)]
+    Receiver(crate::openstack_cmd::ReceiverCmd),
+    /// Masakari-style notifications: list, get, move along their lifecycle
+    #[command(subcommand)]
+    Notification(crate::openstack_cmd::NotificationCmd),
     /// The datastore: keys, values, secrets, TTLs
     #[command(subcommand)]
     Key(KeyCmd),
@@ -636,6 +642,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::sink_cmd::re_emit(&backend, &id, json).await?
         }
         Command::Sink(cmd) => crate::sink_cmd::run(&backend, cmd).await?,
+        Command::Receiver(cmd) => crate::openstack_cmd::receiver(&backend, cmd).await?,
+        Command::Notification(cmd) => crate::openstack_cmd::notification(&backend, cmd).await?,
         Command::Key(cmd) => crate::key::run(&backend, cmd).await?,
         Command::Apikey(ApikeyCmd::Create { name, json }) => {
             let v = backend.call("apikey.create", json!({"name": name})).await?;

@@ -6,6 +6,8 @@
 //! - `kv` and `kv_expiry`: the datastore ([`datastore`]);
 //! - `api_keys` ([`apikeys`]); `sink_dead_letters`, `sink_flags`
 //!   ([`sinkstate`]);
+//! - `receivers`, `ha_segments`, `ha_hosts`, `ha_notifications`: the
+//!   Senlin and Masakari front doors' records ([`table`], [`OpenStackTables`]);
 //! - writes are made durable by one group-commit flusher thread
 //!   ([`commit`]).
 //!
@@ -26,6 +28,7 @@ mod json;
 pub mod registrar;
 pub mod registry;
 pub mod sinkstate;
+pub mod table;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +41,31 @@ pub use error::StoreError;
 pub use instances::LegacyInstances;
 pub use registry::{Registry, SensorRecord};
 pub use sinkstate::{DeadLetter, SinkFlags, SinkState};
+pub use table::Table;
+
+/// The tables of the Senlin and Masakari front doors.
+#[derive(Clone)]
+pub struct OpenStackTables {
+    /// Senlin receivers, keyed by id.
+    pub receivers: Table,
+    /// Masakari failover segments, keyed by uuid.
+    pub segments: Table,
+    /// Masakari hosts, keyed by uuid.
+    pub hosts: Table,
+    /// Masakari notifications, keyed by their integer id (big-endian).
+    pub notifications: Table,
+}
+
+impl OpenStackTables {
+    fn open(db: &sled::Db) -> Result<OpenStackTables, StoreError> {
+        Ok(OpenStackTables {
+            receivers: Table::open(db, "receivers")?,
+            segments: Table::open(db, "ha_segments")?,
+            hosts: Table::open(db, "ha_hosts")?,
+            notifications: Table::open(db, "ha_notifications")?,
+        })
+    }
+}
 
 /// Tunables for opening the database.
 #[derive(Debug, Clone)]
@@ -65,6 +93,8 @@ pub struct Store {
     pub api_keys: ApiKeys,
     /// Dead letters and flags of the sinks.
     pub sinks: SinkState,
+    /// Senlin receivers and Masakari segments, hosts, notifications.
+    pub openstack: OpenStackTables,
     /// The key-value datastore (no encryption key until
     /// [`Datastore::with_crypto`] gives it one).
     pub datastore: Datastore,
@@ -89,8 +119,10 @@ impl Store {
         let datastore = Datastore::open(&db, commit.clone())?;
         let api_keys = ApiKeys::open(&db)?;
         let sinks = SinkState::open(&db)?;
+        let openstack = OpenStackTables::open(&db)?;
         Ok(Store {
             sinks,
+            openstack,
             db,
             path,
             registry,

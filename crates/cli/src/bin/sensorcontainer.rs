@@ -101,12 +101,18 @@ fn run(cli: Cli) -> Result<i32> {
             .apply(settings.sinks.clone())
             .await
             .context("cannot start the sinks")?;
+        let openstack = api::openstack::OpenStack::new(
+            store.openstack.clone(),
+            container.dispatcher().clone(),
+            settings.openstack.clone(),
+        );
         let ops = Arc::new(Ops::live(
             container.clone(),
             store.clone(),
             log.clone(),
             settings.clone(),
             sinks.clone(),
+            openstack.clone(),
         ));
         let socket = control::socket_path(&settings.data_dir);
         let api_ctx = api::ApiContext::new(
@@ -117,11 +123,17 @@ fn run(cli: Cli) -> Result<i32> {
             Some(container.clone()),
             settings.api.clone(),
             vec![sinks::metrics::collector(sinks.clone())],
+            openstack.clone(),
         );
         let listeners = api::server::start(api_ctx, &socket).await?;
+        if let Some(addr) = listeners.tcp.first() {
+            openstack.set_listen_url(*addr, settings.api.tls.is_some());
+        }
+        let expiry = tokio::spawn(openstack.run_expiry());
         let hup = tokio::spawn(reload_on_sighup(ops));
         let code = container.run(shutdown_signal()).await?;
         hup.abort();
+        expiry.abort();
         drop(listeners);
         sinks.stop().await;
         // Commit whatever is still queued (internal triggers of the stop).
