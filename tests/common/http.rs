@@ -16,7 +16,7 @@ pub fn start(env: &Env, args: &[&str]) -> (Container, String) {
 
 pub fn apikey(env: &Env) -> String {
     let out = env.sensorctl(&["apikey", "create", "--name", "test"]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", super::stderr(&out));
     let key = stdout(&out).trim().to_string();
     assert!(key.starts_with("sck_"), "{key}");
     key

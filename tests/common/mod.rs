@@ -295,6 +295,11 @@ impl Container {
     /// The base URL of its TCP API (`http://127.0.0.1:PORT`), from the
     /// "HTTP API on ..." line it logs (start it with a TCP listen address).
     pub fn http_base(&self) -> String {
+        // "control API on" (what start_container waits for) is logged
+        // before the TCP listener is bound and named.
+        wait_until(Duration::from_secs(30), || {
+            self.log().contains("HTTP API on http")
+        });
         let log = self.log();
         let at = log
             .find("HTTP API on http")
