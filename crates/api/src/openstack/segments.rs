@@ -146,7 +146,8 @@ pub struct Page {
 /// Masakari's list parameters over API views: `limit` (≤ 1000, the
 /// default), `marker` (the integer `id` or the uuid of the last item
 /// seen), `sort_key`/`sort_dir` (repeatable; default `created_at desc`),
-/// and exact-match `filters`.
+/// and exact-match `filters`; other parameters are ignored, as Masakari
+/// ignores them.
 pub(crate) fn masakari_list(
     mut items: Vec<Value>,
     query: &[(String, String)],
@@ -187,19 +188,17 @@ pub(crate) fn masakari_list(
                 }
             },
             f if filters.contains(&f) => wanted.push((f, v.as_str())),
-            other => {
-                return Err(OsError::bad_request(format!(
-                    "Invalid filter or parameter '{other}' (allowed: {}, limit, marker, sort_key, sort_dir)",
-                    filters.join(", ")
-                )))
-            }
+            // Masakari reads the parameters it knows and ignores the rest
+            // (openstacksdk filters on unknown ones itself, after the
+            // fetch); so do we.
+            _ => {}
         }
     }
     items.retain(|i| {
         wanted.iter().all(|(f, v)| match i.get(*f) {
             Some(Value::String(s)) => s == v,
             Some(Value::Bool(b)) => v.eq_ignore_ascii_case(&b.to_string()),
-            Some(other) => other.to_string() == *v,
+            Some(other) => serde_json::to_string(other).is_ok_and(|t| t == *v),
             None => false,
         })
     });
