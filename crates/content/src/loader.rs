@@ -84,6 +84,7 @@ pub fn load_packs(opts: &LoadOptions) -> LoadReport {
                         pack,
                         &opts.configs_dir,
                         &mut report.errors,
+                        &mut report.warnings,
                     ));
                 }
                 Err(error) => {
@@ -145,27 +146,21 @@ fn yaml_files(dir: &Path, pack_ref: &str, errors: &mut Vec<ContentError>) -> Vec
 }
 
 /// Trigger types, sensors and config of one pack whose `pack.yaml` loaded.
-fn load_pack_content(pack: Pack, configs_dir: &Path, errors: &mut Vec<ContentError>) -> LoadedPack {
+fn load_pack_content(
+    pack: Pack,
+    configs_dir: &Path,
+    errors: &mut Vec<ContentError>,
+    warnings: &mut Vec<String>,
+) -> LoadedPack {
     let pack_ref = pack.pack_ref.clone();
     let mut trigger_types: Vec<TriggerType> = Vec::new();
 
-    // Standalone types first: StackStorm registers triggers before sensors,
-    // so a sensor redeclaring one is the later, rejected, declaration.
+    // Standalone types first: StackStorm registers triggers before sensors
+    // and creates or updates trigger types by ref, so a type declared twice
+    // is registered as its last declaration says.
     for file in yaml_files(&pack.path.join("triggers"), &pack_ref, errors) {
         match read_trigger_file(&file, &pack_ref) {
-            Ok(tt) => match declared_in(&trigger_types, &tt.type_ref) {
-                Some(first) => errors.push(ContentError::field_error(
-                    &file,
-                    &pack_ref,
-                    "name",
-                    format!(
-                        "trigger type '{}' is already declared in {}",
-                        tt.type_ref,
-                        first.display()
-                    ),
-                )),
-                None => trigger_types.push(tt),
-            },
+            Ok(tt) => merge_trigger_type(&mut trigger_types, tt, warnings),
             Err(e) => errors.push(e),
         }
     }
@@ -196,23 +191,9 @@ fn load_pack_content(pack: Pack, configs_dir: &Path, errors: &mut Vec<ContentErr
             ));
             continue;
         }
-        let clash = parsed.trigger_types.iter().enumerate().find_map(|(i, tt)| {
-            declared_in(&trigger_types, &tt.type_ref)
-                .map(|first| (i, &tt.type_ref, first.to_path_buf()))
-        });
-        if let Some((i, type_ref, first)) = clash {
-            errors.push(ContentError::field_error(
-                &file,
-                &pack_ref,
-                format!("trigger_types[{i}].name"),
-                format!(
-                    "trigger type '{type_ref}' is already declared in {}",
-                    first.display()
-                ),
-            ));
-            continue;
+        for tt in parsed.trigger_types {
+            merge_trigger_type(&mut trigger_types, tt, warnings);
         }
-        trigger_types.extend(parsed.trigger_types);
         sensors.push(parsed.sensor);
     }
 
@@ -226,10 +207,39 @@ fn load_pack_content(pack: Pack, configs_dir: &Path, errors: &mut Vec<ContentErr
     }
 }
 
-/// The file that declared trigger type `type_ref`, if any.
-fn declared_in<'a>(types: &'a [TriggerType], type_ref: &str) -> Option<&'a Path> {
-    types
-        .iter()
-        .find(|t| t.type_ref == type_ref)
-        .map(|t| t.metadata_file.as_path())
+/// Add a trigger type, or, when its ref is declared already, keep one
+/// declaration: the same one silently, a different one with a warning
+/// naming both files and what differs; the later declaration wins, as
+/// StackStorm's create-or-update by ref registers the last one.
+fn merge_trigger_type(types: &mut Vec<TriggerType>, tt: TriggerType, warnings: &mut Vec<String>) {
+    let Some(first) = types.iter_mut().find(|t| t.type_ref == tt.type_ref) else {
+        types.push(tt);
+        return;
+    };
+    let mut differs = Vec::new();
+    if first.description != tt.description {
+        differs.push("description");
+    }
+    if first.payload_schema != tt.payload_schema {
+        differs.push("payload_schema");
+    }
+    if first.parameters_schema != tt.parameters_schema {
+        differs.push("parameters_schema");
+    }
+    if first.tags != tt.tags {
+        differs.push("tags");
+    }
+    if differs.is_empty() {
+        return;
+    }
+    warnings.push(format!(
+        "trigger type '{}' is declared in {} and again, differently ({}), in {}: the later \
+         declaration ({}) is registered, as StackStorm registers the last one",
+        tt.type_ref,
+        first.metadata_file.display(),
+        differs.join(", "),
+        tt.metadata_file.display(),
+        tt.metadata_file.display(),
+    ));
+    *first = tt;
 }

@@ -164,41 +164,76 @@ fn reason(error: &jsonschema::ValidationError) -> String {
     }
 }
 
-/// Fill `default`s from an object schema into `value`, recursively.
+/// Fill `default`s from a schema into `value`, recursively, as StackStorm's
+/// config loader does: through `properties`, through `additionalProperties`
+/// (for every key `properties` does not name), and into each element of an
+/// array through `items` (one schema for all, or the tuple form with
+/// `additionalItems` for the rest).
 ///
 /// Only missing keys are filled (an explicit `null` stays `null`). A missing
 /// nested object is created only when its schema has defaults to put in it.
 pub fn fill_defaults(schema: &Value, value: &mut Value) {
-    let (Some(props), Some(obj)) = (
-        schema.get("properties").and_then(Value::as_object),
-        value.as_object_mut(),
-    ) else {
-        return;
-    };
-    for (key, sub) in props {
-        if !obj.contains_key(key) {
-            if let Some(default) = sub.get("default") {
-                obj.insert(key.clone(), default.clone());
-            } else if sub.get("properties").is_some() && has_defaults(sub) {
-                obj.insert(key.clone(), Value::Object(Map::new()));
+    match value {
+        Value::Object(obj) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            for (key, sub) in props.into_iter().flatten() {
+                if !obj.contains_key(key) {
+                    if let Some(default) = sub.get("default") {
+                        obj.insert(key.clone(), default.clone());
+                    } else if sub.get("properties").is_some() && has_defaults(sub) {
+                        obj.insert(key.clone(), Value::Object(Map::new()));
+                    }
+                }
+                if let Some(child) = obj.get_mut(key) {
+                    fill_defaults(sub, child);
+                }
+            }
+            if let Some(extra) = schema.get("additionalProperties").filter(|s| s.is_object()) {
+                for (key, child) in obj.iter_mut() {
+                    if !props.is_some_and(|p| p.contains_key(key)) {
+                        fill_defaults(extra, child);
+                    }
+                }
             }
         }
-        if let Some(child) = obj.get_mut(key) {
-            fill_defaults(sub, child);
-        }
+        Value::Array(items) => match schema.get("items") {
+            Some(one @ Value::Object(_)) => {
+                for item in items.iter_mut() {
+                    fill_defaults(one, item);
+                }
+            }
+            Some(Value::Array(tuple)) => {
+                let rest = schema.get("additionalItems").filter(|s| s.is_object());
+                for (n, item) in items.iter_mut().enumerate() {
+                    if let Some(sub) = tuple.get(n).or(rest) {
+                        fill_defaults(sub, item);
+                    }
+                }
+            }
+            _ => {}
+        },
+        _ => {}
     }
 }
 
-/// Whether a `default` appears anywhere under `properties` of `schema`.
+/// Whether a `default` appears anywhere under the `properties`, `items`,
+/// `additionalProperties` or `additionalItems` of `schema`.
 fn has_defaults(schema: &Value) -> bool {
-    schema
+    let sub = |s: &Value| s.get("default").is_some() || has_defaults(s);
+    let props = schema
         .get("properties")
         .and_then(Value::as_object)
-        .is_some_and(|props| {
-            props
-                .values()
-                .any(|p| p.get("default").is_some() || has_defaults(p))
-        })
+        .is_some_and(|props| props.values().any(sub));
+    let items = match schema.get("items") {
+        Some(Value::Array(tuple)) => tuple.iter().any(sub),
+        Some(one @ Value::Object(_)) => sub(one),
+        _ => false,
+    };
+    let extra = ["additionalProperties", "additionalItems"]
+        .iter()
+        .filter_map(|k| schema.get(*k).filter(|s| s.is_object()))
+        .any(sub);
+    props || items || extra
 }
 
 /// Translate the StackStorm dialect into plain draft 4, in place.

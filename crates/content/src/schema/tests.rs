@@ -173,3 +173,30 @@ fn empty_config_schema_is_an_error() {
         );
     }
 }
+
+#[test]
+fn fill_defaults_walks_array_items_tuples_and_additional_properties() {
+    let schema = json!({"type": "object", "properties": {
+        "repositories": {"type": "array", "items": {"type": "object", "properties": {
+            "url": {"type": "string"},
+            "branch": {"type": "string", "default": "master"}
+        }}},
+        "pair": {"type": "array",
+            "items": [{"type": "object", "properties": {"a": {"default": 1}}}],
+            "additionalItems": {"type": "object", "properties": {"b": {"default": 2}}}},
+        "hosts": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+            "port": {"type": "integer", "default": 22}
+        }}}
+    }});
+    let mut v = json!({
+        "repositories": [{"url": "u1"}, {"url": "u2", "branch": "dev"}],
+        "pair": [{}, {}, {"b": 3}],
+        "hosts": {"web": {}, "db": {"port": 5432}}
+    });
+    fill_defaults(&schema, &mut v);
+    assert_eq!(v, json!({
+        "repositories": [{"url": "u1", "branch": "master"}, {"url": "u2", "branch": "dev"}],
+        "pair": [{"a": 1}, {"b": 2}, {"b": 3}],
+        "hosts": {"web": {"port": 22}, "db": {"port": 5432}}
+    }));
+}

@@ -290,21 +290,34 @@ fn standalone_trigger_types_are_loaded() {
 }
 
 #[test]
-fn duplicate_trigger_type_rejects_the_later_file() {
+fn a_trigger_type_declared_twice_registers_once_and_warns_only_when_they_differ() {
     let f = Fixture::new();
     f.pack("p");
     f.write("packs/p/triggers/a.yaml", "name: event\n");
     f.write("packs/p/triggers/b.yaml", "name: event\n");
+    let schema = "payload_schema: {type: object, properties: {n: {type: integer}}}";
     f.sensor(
         "p",
-        "s.yaml",
-        "class_name: S\nentry_point: sensor.py\ntrigger_types:\n  - name: other\n  - name: event\n",
+        "s1.yaml",
+        &format!("class_name: S1\nentry_point: sensor.py\ntrigger_types:\n  - name: shared\n    {schema}\n"),
+    );
+    f.sensor(
+        "p",
+        "s2.yaml",
+        &format!("class_name: S2\nentry_point: sensor.py\ntrigger_types:\n  - name: shared\n    {schema}\n  - name: event\n    description: from s2\n"),
     );
     let report = f.load();
-    assert_eq!(report.errors.len(), 2, "{:#?}", messages(&report));
-    assert_names(&report.errors[0], "triggers/b.yaml", "name");
-    assert_names(&report.errors[1], "sensors/s.yaml", "trigger_types[1].name");
-    assert!(report.errors[1].to_string().contains("triggers/a.yaml"));
-    assert_eq!(report.packs[0].trigger_types.len(), 1);
-    assert!(report.packs[0].sensors.is_empty());
+    assert!(report.errors.is_empty(), "{:#?}", messages(&report));
+    let pack = &report.packs[0];
+    assert_eq!(pack.sensors.len(), 2);
+    let refs: Vec<&str> = pack.trigger_types.iter().map(|t| t.type_ref.as_str()).collect();
+    assert_eq!(refs, vec!["p.event", "p.shared"]);
+    // Identical declarations (a.yaml/b.yaml, s1/s2 'shared') say nothing;
+    // s2's different 'event' wins and is named.
+    assert_eq!(report.warnings.len(), 1, "{:#?}", report.warnings);
+    let w = &report.warnings[0];
+    assert!(w.contains("'p.event'") && w.contains("description") && w.contains("s2.yaml"), "{w}");
+    let event = pack.trigger_types.iter().find(|t| t.type_ref == "p.event").unwrap();
+    assert_eq!(event.description.as_deref(), Some("from s2"));
+    assert!(event.metadata_file.ends_with("sensors/s2.yaml"));
 }
