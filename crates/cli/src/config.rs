@@ -90,6 +90,38 @@ pub struct FileConfig {
     /// Masakari notifications (`notifications:`).
     #[serde(default)]
     pub notifications: NotificationsSection,
+    /// Pack virtualenvs (`virtualenv:`).
+    #[serde(default)]
+    pub virtualenv: VirtualenvSection,
+}
+
+/// `virtualenv:` — how `sensorctl pack setup-virtualenv` (and `reload
+/// --register-setup-virtualenvs`) make pack virtualenvs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualenvSection {
+    /// `--system-site-packages`, as StackStorm's `virtualenv_opts` (default true).
+    pub system_site_packages: Option<bool>,
+    /// Requirements installed into every pack venv (default `[six]`, as StackStorm).
+    pub always_install: Option<Vec<String>>,
+}
+
+/// Resolved `virtualenv:` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualenvSettings {
+    /// Create venvs with `--system-site-packages`.
+    pub system_site_packages: bool,
+    /// Requirements installed into every pack venv besides requirements.txt.
+    pub always_install: Vec<String>,
+}
+
+impl Default for VirtualenvSettings {
+    fn default() -> Self {
+        VirtualenvSettings {
+            system_site_packages: true,
+            always_install: vec!["six".into()],
+        }
+    }
 }
 
 /// `api.receivers:` — Senlin receivers.
@@ -317,6 +349,8 @@ pub struct Settings {
     /// Senlin receivers and Masakari notifications (`api.public_url`,
     /// `api.receivers`, `notifications:`).
     pub openstack: api::openstack::OpenStackSettings,
+    /// Pack virtualenvs (`virtualenv:`).
+    pub virtualenv: VirtualenvSettings,
     /// The flags and environment these came from (a reload reads the
     /// config file again with them).
     pub source: GlobalOpts,
@@ -406,6 +440,7 @@ impl Settings {
             api: api_settings(&file.api)?,
             sinks: crate::sink_config::sink_specs(&file.sinks)?,
             openstack: openstack_settings(&file.api, &file.notifications)?,
+            virtualenv: virtualenv_settings(&file.virtualenv)?,
             source: opts.clone(),
         })
     }
@@ -490,6 +525,24 @@ fn api_settings(a: &ApiSection) -> Result<api::ApiSettings> {
             "api.max_body_bytes: must be at least 1024, got {b}"
         );
         o.max_body_bytes = b as usize;
+    }
+    Ok(o)
+}
+
+fn virtualenv_settings(v: &VirtualenvSection) -> Result<VirtualenvSettings> {
+    let mut o = VirtualenvSettings::default();
+    if let Some(b) = v.system_site_packages {
+        o.system_site_packages = b;
+    }
+    if let Some(list) = &v.always_install {
+        for (n, req) in list.iter().enumerate() {
+            let req = req.trim();
+            anyhow::ensure!(
+                !req.is_empty() && !req.starts_with('-'),
+                "virtualenv.always_install[{n}]: expected a requirement such as \"six\" or \"six>=1.16\", got {req:?}"
+            );
+        }
+        o.always_install = list.iter().map(|r| r.trim().to_string()).collect();
     }
     Ok(o)
 }

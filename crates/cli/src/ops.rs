@@ -218,6 +218,8 @@ struct ReloadParams {
     configs: bool,
     #[serde(default)]
     no_fail: bool,
+    #[serde(default)]
+    fail_on_sensor_errors: bool,
 }
 
 fn params<T: DeserializeOwned>(op: &str, p: Value) -> Result<T, OpError> {
@@ -290,6 +292,46 @@ impl Ops {
         }
     }
 
+    /// `sensor check`: the reload check, then an import in a subprocess.
+    async fn sensor_check(&self, sensor_ref: &str, timeout: u64) -> Result<Value, OpError> {
+        use container::sensor_check::{check_sources, import_check, CheckItem};
+        let Some(record) = self.store.registry.sensor(sensor_ref)? else {
+            return Err(OpError::new(
+                OpErrorKind::NotFound,
+                format!("sensor '{sensor_ref}' not found (see `sensorctl sensor list`)"),
+            ));
+        };
+        let s = record.sensor;
+        if s.runner_type != content::RunnerType::Python {
+            return Ok(json!({"ref": sensor_ref, "ok": true, "problems": [],
+                "note": "not a Python sensor: nothing to check"}));
+        }
+        let python = container::runtime::virtualenv_python(&self.settings.data_dir, &s.pack)
+            .unwrap_or_else(|| std::path::PathBuf::from(&self.settings.container.python_binary));
+        let item = CheckItem {
+            sensor_ref: s.sensor_ref.clone(),
+            file: s.entry_point.clone(),
+            class_name: s.class_name.clone(),
+        };
+        let data_dir = self.settings.data_dir.clone();
+        let limit = std::time::Duration::from_secs(timeout.max(1));
+        let problems = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
+            let found = check_sources(&python, std::slice::from_ref(&item)).map_err(|e| e.to_string())?;
+            if !found.is_empty() {
+                return Ok(found.iter().map(|p| p.to_string()).collect());
+            }
+            let runtime = container::runtime::install(&data_dir).map_err(|e| e.to_string())?;
+            Ok(match import_check(&python, &runtime, &item, limit) {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![format!("{}: sensor '{}': {e}", item.file.display(), item.sensor_ref)],
+            })
+        })
+        .await
+        .map_err(internal)?
+        .map_err(|e| OpError::new(OpErrorKind::Internal, format!("cannot check {sensor_ref}: {e}")))?;
+        Ok(json!({"ref": sensor_ref, "ok": problems.is_empty(), "problems": problems}))
+    }
+
     /// Execute one operation.
     pub async fn execute(&self, op: &str, p: Value) -> Result<Value, OpError> {
         let reg = &self.store.registry;
@@ -318,6 +360,17 @@ impl Ops {
                     c.apply().await?;
                 }
                 self.sensor_view(&r).await
+            }
+            "sensor.check" => {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct P {
+                    #[serde(rename = "ref")]
+                    r: String,
+                    timeout: Option<u64>,
+                }
+                let P { r, timeout } = params(op, p)?;
+                self.sensor_check(&r, timeout.unwrap_or(30)).await
             }
             "sensor.restart" => {
                 let RefParam { r } = params(op, p)?;
@@ -582,6 +635,7 @@ impl Ops {
                     ReloadMode {
                         what,
                         no_fail: q.no_fail,
+                        fail_on_sensor_errors: q.fail_on_sensor_errors,
                     },
                 )
                 .map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{e:#}")))?;

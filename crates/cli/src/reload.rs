@@ -13,6 +13,9 @@ pub struct ReloadMode {
     pub what: RegisterWhat,
     /// Report bad files and register the rest instead of stopping.
     pub no_fail: bool,
+    /// Python sensors whose entry point does not compile or lacks its
+    /// class are errors (default: warnings, as StackStorm registers them).
+    pub fail_on_sensor_errors: bool,
 }
 
 /// What a registration did, and what the operator should hear about.
@@ -44,9 +47,58 @@ pub fn reload(settings: &Settings, store: &Store, mode: ReloadMode) -> Result<Re
         }
         warnings.extend(report.errors.iter().map(|e| format!("skipped: {e}")));
     }
+    match check_sensor_code(settings, &report) {
+        Ok(problems) if problems.is_empty() => {}
+        Ok(problems) if mode.fail_on_sensor_errors => bail!(
+            "{}\nnothing was registered (--register-fail-on-sensor-errors)",
+            problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        Ok(problems) => warnings.extend(problems.iter().map(|p| p.to_string())),
+        Err(e) => warnings.push(format!("sensor code not checked: {e}")),
+    }
     let summary = registrar::register(&store.registry, &report, mode.what)?;
     store.flush()?;
     Ok(ReloadOutcome { summary, warnings })
+}
+
+/// Parse (never run) every Python sensor's entry point with the
+/// interpreter it will run under (its pack venv's, else `python_binary`)
+/// and check its class is defined.
+pub fn check_sensor_code(
+    settings: &Settings,
+    report: &content::LoadReport,
+) -> Result<Vec<container::sensor_check::SensorProblem>> {
+    use container::sensor_check::{check_sources, CheckItem};
+    let mut by_python: std::collections::BTreeMap<std::path::PathBuf, Vec<CheckItem>> =
+        Default::default();
+    for pack in &report.packs {
+        let python = match container::runtime::virtualenv_python(
+            &settings.data_dir,
+            &pack.pack.pack_ref,
+        ) {
+            Some(p) => p,
+            None => std::path::PathBuf::from(&settings.container.python_binary),
+        };
+        for s in &pack.sensors {
+            if s.runner_type != content::RunnerType::Python {
+                continue;
+            }
+            by_python.entry(python.clone()).or_default().push(CheckItem {
+                sensor_ref: s.sensor_ref.clone(),
+                file: s.entry_point.clone(),
+                class_name: s.class_name.clone(),
+            });
+        }
+    }
+    let mut problems = Vec::new();
+    for (python, items) in by_python {
+        problems.extend(check_sources(&python, &items)?);
+    }
+    Ok(problems)
 }
 
 /// The one-line report printed after a registration.

@@ -126,6 +126,11 @@ pub struct ReloadArgs {
     /// Report bad files as warnings and register the rest (exit 0)
     #[arg(long)]
     pub register_no_fail_on_failure: bool,
+    /// A Python sensor whose file does not compile or does not define its
+    /// class stops the registration (default: a warning, as StackStorm
+    /// registers such sensors and fails only when they run)
+    #[arg(long)]
+    pub register_fail_on_sensor_errors: bool,
     /// First create or update the virtualenv of every pack with a requirements.txt
     #[arg(long)]
     pub register_setup_virtualenvs: bool,
@@ -178,6 +183,17 @@ pub enum SensorCmd {
     Restart {
         /// Sensor ref, <pack>.<ClassName>
         sensor_ref: String,
+    },
+    /// Check a Python sensor's code: its file compiles and defines the class
+    /// (parsed, not run), then import it in a subprocess (exit 1 on a problem)
+    Check {
+        /// Sensor ref, <pack>.<ClassName>
+        sensor_ref: String,
+        /// Seconds the import may take before it is killed
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 
@@ -444,6 +460,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                         "triggers": args.register_triggers || args.register_all,
                         "configs": args.register_configs || args.register_all,
                         "no_fail": args.register_no_fail_on_failure,
+                        "fail_on_sensor_errors": args.register_fail_on_sensor_errors,
                     }),
                 )
                 .await?;
@@ -555,6 +572,28 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             let v = backend.call(op, json!({"ref": r})).await?;
             println!("sensor {r} {done} (state: {})", s(&v["state"]));
+        }
+        Command::Sensor(SensorCmd::Check {
+            sensor_ref,
+            timeout,
+            json,
+        }) => {
+            let v = backend
+                .call("sensor.check", json!({"ref": sensor_ref, "timeout": timeout}))
+                .await?;
+            if json.json {
+                print_json(&v)?;
+            } else {
+                for p in v["problems"].as_array().into_iter().flatten() {
+                    eprintln!("error: {}", s(p));
+                }
+                if v["ok"] == true {
+                    println!("sensor {sensor_ref}: ok (compiles, defines its class, imports)");
+                }
+            }
+            if v["ok"] != true {
+                std::process::exit(1);
+            }
         }
         Command::TriggerType(TriggerTypeCmd::List(f)) => {
             let v = backend.call("trigger-type.list", json!({})).await?;

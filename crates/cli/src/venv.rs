@@ -1,5 +1,9 @@
-//! Pack virtualenvs: `<data-dir>/virtualenvs/<pack>`, created with
-//! `python3 -m venv` and filled from the pack's `requirements.txt` with pip.
+//! Pack virtualenvs: `<data-dir>/virtualenvs/<pack>`, created as StackStorm
+//! makes them: `python3 -m venv --system-site-packages` (st2's
+//! `virtualenv_opts` default; `virtualenv.system_site_packages`) so sensors
+//! see what the host interpreter has (eventlet above all), then filled with
+//! pip from `virtualenv.always_install` (`six`, as st2 always installs it)
+//! and the pack's `requirements.txt`.
 //!
 //! Needs no database, so it runs in `sensorctl` whether or not a container
 //! runs. A venv is marked ready only when complete; a failed setup removes
@@ -61,7 +65,9 @@ pub fn setup(
 ) -> Result<Outcome> {
     let dir = virtualenv_dir(&settings.data_dir, pack_ref);
     let requirements = pack_dir.join("requirements.txt");
-    let wanted = requirements_hash(&requirements)?;
+    // The options are part of what the venv was made from: changing them
+    // makes it again.
+    let wanted = requirements_hash(&requirements, &settings.virtualenv)?;
     let ready = dir.join(VIRTUALENV_READY);
     if !recreate && std::fs::read_to_string(&ready).ok().as_deref() == Some(wanted.as_str()) {
         println!(
@@ -99,8 +105,12 @@ fn build(settings: &Settings, pack_ref: &str, dir: &Path, requirements: &Path) -
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let out = Command::new(python)
-        .args(["-m", "venv"])
+    let mut venv = Command::new(python);
+    venv.args(["-m", "venv"]);
+    if settings.virtualenv.system_site_packages {
+        venv.arg("--system-site-packages");
+    }
+    let out = venv
         .arg(dir)
         .output()
         .with_context(|| format!("pack {pack_ref}: cannot run {python} -m venv"))?;
@@ -111,23 +121,34 @@ fn build(settings: &Settings, pack_ref: &str, dir: &Path, requirements: &Path) -
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    if !requirements.is_file() {
+    let always = &settings.virtualenv.always_install;
+    let has_requirements = requirements.is_file();
+    if !has_requirements && always.is_empty() {
         println!("pack {pack_ref}: no requirements.txt, nothing to install");
         return Ok(());
     }
-    println!("pack {pack_ref}: installing {}", requirements.display());
-    let mut child = Command::new(dir.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--progress-bar",
-            "off",
-            "-r",
-        ])
-        .arg(requirements)
+    let mut pip = Command::new(dir.join("bin/python"));
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+    ]);
+    if has_requirements {
+        println!("pack {pack_ref}: installing {}", requirements.display());
+        pip.arg("-r").arg(requirements);
+    }
+    if !always.is_empty() {
+        println!(
+            "pack {pack_ref}: installing {} (virtualenv.always_install)",
+            always.join(" ")
+        );
+        pip.args(always);
+    }
+    let mut child = pip
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -191,12 +212,23 @@ fn failed_requirement(lines: &[String]) -> Option<String> {
     None
 }
 
-fn requirements_hash(path: &Path) -> Result<String> {
-    let bytes = match std::fs::read(path) {
+/// What a ready venv was made from: requirements.txt and the options.
+fn requirements_hash(path: &Path, opts: &crate::config::VirtualenvSettings) -> Result<String> {
+    let mut bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
+    // Venvs made before these options existed hash requirements.txt alone;
+    // the defaults differ from what they were made with, so they are remade.
+    bytes.extend_from_slice(
+        format!(
+            "\n#system_site_packages={} always_install={}",
+            opts.system_site_packages,
+            opts.always_install.join(",")
+        )
+        .as_bytes(),
+    );
     Ok(format!("{:x}", Md5::digest(&bytes)))
 }
 

@@ -4,6 +4,8 @@
 //! Data flow, one module each:
 //! - [`spawn`]: socketpair + child process (fd 3, own process group,
 //!   parent-death signal, captured stdout/stderr);
+//! - [`attach`]: the per-sensor socket where a sensor's other processes
+//!   (children, re-executed images) join its service;
 //! - [`service`]: the per-sensor RPC loop (strictly ordered, replies held
 //!   until earlier dispatches are durable);
 //! - [`dispatcher`] + [`catalog`]: resolve the trigger, validate the payload,
@@ -11,13 +13,19 @@
 //! - [`kv`]: datastore operations and their internal triggers, and the
 //!   expiry sweeper;
 //! - [`supervisor`]: keeps each sensor running (backoff, states, stop);
-//! - [`runtime`]: the embedded Python `st2reactor` shim and wrapper.
+//! - [`config_template`]: StackStorm's `{{ st2kv.system.x }}` config
+//!   templates, rendered at each sensor start;
+//! - [`runtime`]: the embedded Python `st2reactor` shim and wrapper;
+//! - [`sensor_check`]: Python entry points parsed (never run) at reload.
 
+pub mod attach;
 pub mod catalog;
+pub mod config_template;
 pub mod dispatcher;
 pub mod internal;
 pub mod kv;
 pub mod runtime;
+pub mod sensor_check;
 pub mod service;
 pub mod settings;
 pub mod spawn;

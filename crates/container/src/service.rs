@@ -116,6 +116,11 @@ impl ConnectionHandle {
             ))));
     }
 
+    /// Whether the connection has ended (its writer is gone).
+    pub fn is_closed(&self) -> bool {
+        self.outbox.is_closed()
+    }
+
     /// Whether the sensor called `init` (and so wants trigger notifications).
     pub fn initialized(&self) -> bool {
         self.initialized.load(Ordering::Acquire)

@@ -124,31 +124,70 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
     Ok(Spawned { child, pid, conn })
 }
 
-/// Log every line of a child's stream, tagged with the sensor ref.
-async fn capture<R: AsyncRead + Unpin>(
+/// Lines of stderr closer together than this form one burst.
+const BURST_GAP: std::time::Duration = std::time::Duration::from_millis(15);
+/// Most lines (and bytes) joined into one record.
+const BURST_MAX_LINES: usize = 500;
+const BURST_MAX_BYTES: usize = 256 * 1024;
+
+/// Log a child's stream, tagged with the sensor ref: stdout line by line;
+/// stderr line by line too, except that a burst of lines written within
+/// a few milliseconds of each other (a Python traceback, above all)
+/// becomes one record at ERROR, so a traceback is one log event.
+async fn capture<R: AsyncRead + Unpin + Send + 'static>(
     stream: R,
     sensor_ref: String,
     name: &'static str,
     status: Arc<SensorStatus>,
 ) {
-    let mut reader = FrameReader::new(BufReader::with_capacity(64 * 1024, stream), MAX_LOG_LINE);
-    loop {
-        match reader.next_frame().await {
-            Ok(Some(Frame::Line(bytes))) => {
-                let line = String::from_utf8_lossy(&bytes);
-                tracing::info!(sensor = %sensor_ref, stream = name, "{line}");
-                if name == "stderr" {
-                    status.push_stderr(line.into_owned());
+    // A reader task feeds a bounded channel, so waiting for the next line
+    // of a burst (with a deadline) never cuts a half-read line.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1024);
+    let reader_ref = sensor_ref.clone();
+    tokio::spawn(async move {
+        let mut reader =
+            FrameReader::new(BufReader::with_capacity(64 * 1024, stream), MAX_LOG_LINE);
+        loop {
+            match reader.next_frame().await {
+                Ok(Some(Frame::Line(bytes))) => {
+                    if tx.send(String::from_utf8_lossy(&bytes).into_owned()).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Some(Frame::TooLarge { len })) => {
+                    tracing::warn!(sensor = %reader_ref, stream = name, "line of {len} bytes not shown (longer than {MAX_LOG_LINE})");
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(sensor = %reader_ref, stream = name, "reading the sensor's {name} failed: {e}");
+                    return;
                 }
             }
-            Ok(Some(Frame::TooLarge { len })) => {
-                tracing::warn!(sensor = %sensor_ref, stream = name, "line of {len} bytes not shown (longer than {MAX_LOG_LINE})");
+        }
+    });
+    while let Some(first) = rx.recv().await {
+        if name != "stderr" {
+            tracing::info!(sensor = %sensor_ref, stream = name, "{first}");
+            continue;
+        }
+        status.push_stderr(first.clone());
+        let mut burst = vec![first];
+        let mut bytes = burst[0].len();
+        while burst.len() < BURST_MAX_LINES && bytes < BURST_MAX_BYTES {
+            match tokio::time::timeout(BURST_GAP, rx.recv()).await {
+                Ok(Some(line)) => {
+                    status.push_stderr(line.clone());
+                    bytes += line.len();
+                    burst.push(line);
+                }
+                Ok(None) | Err(_) => break,
             }
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(sensor = %sensor_ref, stream = name, "reading the sensor's {name} failed: {e}");
-                return;
-            }
+        }
+        if burst.len() == 1 {
+            tracing::info!(sensor = %sensor_ref, stream = name, "{}", burst[0]);
+        } else {
+            let lines = burst.len();
+            tracing::error!(sensor = %sensor_ref, stream = name, lines, "{}", burst.join("\n"));
         }
     }
 }

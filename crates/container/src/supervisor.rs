@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use content::RunnerType;
 use md5::{Digest, Md5};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use store::{SensorRecord, Store};
 use tokio::sync::{watch, Mutex};
 
@@ -80,7 +80,9 @@ struct Runner {
 }
 
 /// The connection of a sensor's current process (replaced on each restart).
-type LiveConn = Arc<std::sync::Mutex<Option<ConnectionHandle>>>;
+/// The connections of a running sensor process: its fd-3 pipe first, then
+/// any attached by its children or re-executed images.
+type LiveConn = Arc<std::sync::Mutex<Vec<ConnectionHandle>>>;
 
 /// What a reload changed.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -309,14 +311,19 @@ impl Container {
             if !runner.trigger_types.contains(&trigger.type_ref) {
                 continue;
             }
-            let handle = runner
+            let handles: Vec<ConnectionHandle> = runner
                 .conn
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            if let Some(h) = handle.filter(|h| h.initialized()) {
+                .iter()
+                .filter(|h| h.initialized())
+                .cloned()
+                .collect();
+            for h in &handles {
                 h.notify(method, json!({"trigger": trigger})).await;
-                tracing::info!(sensor = %sensor_ref, trigger = %trigger.trigger_ref, "{method} sent");
+            }
+            if !handles.is_empty() {
+                tracing::info!(sensor = %sensor_ref, trigger = %trigger.trigger_ref, connections = handles.len(), "{method} sent");
                 told += 1;
             }
         }
@@ -328,7 +335,17 @@ impl Container {
     /// operator's enable flag.
     fn fingerprint(&self, record: &SensorRecord) -> Result<String, ContainerError> {
         let registry = &self.store.registry;
-        let config = registry.config(&record.sensor.pack)?.map(|c| c.values);
+        // The rendered config: a datastore key a template reads changing
+        // is a change of config (only a digest of it is kept).
+        let config = registry.config(&record.sensor.pack)?.map(|c| {
+            crate::config_template::render(
+                &c.pack,
+                &c.values,
+                c.schema.as_ref(),
+                &self.deps.kv.datastore,
+            )
+            .map_err(|e| e.to_string())
+        });
         let types: Vec<_> = record
             .sensor
             .trigger_types
@@ -353,12 +370,10 @@ impl Container {
 
     fn start(&self, record: &SensorRecord, fingerprint: String) -> Result<Runner, ContainerError> {
         let sensor = &record.sensor;
-        let config = self
-            .store
-            .registry
-            .config(&sensor.pack)?
-            .map(|c| c.values)
-            .unwrap_or_else(|| json!({}));
+        // Raw: templates are rendered at every start of the process.
+        let config = self.store.registry.config(&sensor.pack)?;
+        let config_schema = config.as_ref().and_then(|c| c.schema.clone());
+        let config = config.map(|c| c.values).unwrap_or_else(|| json!({}));
         let ctx = Arc::new(SensorContext {
             sensor_ref: sensor.sensor_ref.clone(),
             pack: sensor.pack.clone(),
@@ -377,6 +392,7 @@ impl Container {
         let task = SensorTask {
             conn: conn.clone(),
             ctx,
+            config_schema,
             deps: self.deps.clone(),
             status: status.clone(),
             launcher: self.launcher.clone(),
@@ -432,7 +448,10 @@ fn shell_code(exit: ExitStatus) -> i32 {
 
 struct SensorTask {
     conn: LiveConn,
+    /// The sensor, its config as registered (templates not rendered).
     ctx: Arc<SensorContext>,
+    /// The pack's config schema, for checking rendered values.
+    config_schema: Option<Value>,
     deps: Arc<ServiceDeps>,
     status: Arc<SensorStatus>,
     launcher: Launcher,
@@ -511,6 +530,32 @@ impl SensorTask {
                 return ExitStatus::Code(127);
             }
         };
+        // Config templates are rendered at each start: a key set since the
+        // last one is seen now.
+        let ctx = match crate::config_template::render(
+            &self.ctx.pack,
+            &self.ctx.config,
+            self.config_schema.as_ref(),
+            &self.deps.kv.datastore,
+        ) {
+            Ok(config) if config == self.ctx.config => self.ctx.clone(),
+            Ok(config) => Arc::new(SensorContext {
+                config,
+                ..(*self.ctx).clone()
+            }),
+            Err(e) => {
+                tracing::error!(sensor, "cannot start: {e}");
+                self.status.push_stderr(format!("cannot start: {e}"));
+                return ExitStatus::Code(78);
+            }
+        };
+        // Children and re-executed images of the sensor attach here.
+        let mut spec = spec;
+        let attach = self.attach_point(&ctx);
+        match &attach {
+            Ok(a) => spec.env.extend(a.env()),
+            Err(e) => tracing::warn!(sensor, "no attach socket (only the first process can talk to the container): {e}"),
+        }
         let mut spawned = match spawn::spawn(&spec, self.status.clone()) {
             Ok(s) => s,
             Err(e) => {
@@ -529,18 +574,22 @@ impl SensorTask {
         );
         let (handle, conn) = service::serve(
             spawned.conn,
-            self.ctx.clone(),
+            ctx,
             self.deps.clone(),
             self.status.clone(),
         );
-        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
+        self.conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(0, handle.clone());
         let waited = tokio::select! {
             r = spawned.child.wait() => r,
-            _ = stopped(stop) => self.stop_child(&mut spawned.child, pid, &handle).await,
+            _ = stopped(stop) => self.stop_child(&mut spawned.child, pid).await,
         };
         // The leader is gone; take any process it left in its group with it.
         spawn::signal_group(pid, libc::SIGKILL);
-        self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(attach);
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clear();
         drop(handle);
         // Finish reading what the sensor wrote before it exited.
         if tokio::time::timeout(Duration::from_secs(5), conn)
@@ -570,11 +619,41 @@ impl SensorTask {
     }
 
     /// shutdown message + SIGTERM to the group, the grace period, then SIGKILL.
+    /// The attach socket of one run: each authenticated connection is
+    /// served like the pipe and joins the run's connections.
+    fn attach_point(&self, ctx: &Arc<SensorContext>) -> std::io::Result<crate::attach::AttachPoint> {
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (ctx, deps, status, conns, count) = (
+            ctx.clone(),
+            self.deps.clone(),
+            self.status.clone(),
+            self.conn.clone(),
+            live.clone(),
+        );
+        crate::attach::AttachPoint::open(
+            &self.launcher.data_dir,
+            &self.ctx.sensor_ref,
+            live,
+            move |stream| {
+                let (h, join) = service::serve(stream, ctx.clone(), deps.clone(), status.clone());
+                {
+                    let mut all = conns.lock().unwrap_or_else(|p| p.into_inner());
+                    all.retain(|c| !c.is_closed());
+                    all.push(h);
+                }
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let _ = join.await;
+                    count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                });
+            },
+        )
+    }
+
     async fn stop_child(
         &self,
         child: &mut tokio::process::Child,
         pid: u32,
-        handle: &ConnectionHandle,
     ) -> std::io::Result<std::process::ExitStatus> {
         let sensor = self.ctx.sensor_ref.as_str();
         tracing::info!(
@@ -583,7 +662,9 @@ impl SensorTask {
             "stopping (grace {:.1}s)",
             self.policy.stop_grace.as_secs_f64()
         );
-        handle.notify_now("shutdown", json!({"reason": "container stopping"}));
+        for h in self.conn.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            h.notify_now("shutdown", json!({"reason": "container stopping"}));
+        }
         spawn::signal_group(pid, libc::SIGTERM);
         match tokio::time::timeout(self.policy.stop_grace, child.wait()).await {
             Ok(r) => r,

@@ -56,6 +56,7 @@ pub(crate) fn load_config(
                 pack: pack.pack_ref.clone(),
                 file: Some(config_file),
                 values,
+                schema: schema.as_ref().map(|(written, _)| written.clone()),
             }),
             Err(e) => {
                 errors.push(e);
@@ -65,10 +66,11 @@ pub(crate) fn load_config(
     } else {
         // No config file is fine even when keys are required (StackStorm's
         // `examples` pack relies on it): the sensor gets the defaults only.
-        schema.as_ref().map(|(_, compiled)| PackConfig {
+        schema.as_ref().map(|(written, compiled)| PackConfig {
             pack: pack.pack_ref.clone(),
             file: None,
             values: compiled.with_defaults(&Value::Object(Map::new())),
+            schema: Some(written.clone()),
         })
     };
     ConfigOutcome {
@@ -116,7 +118,11 @@ fn read_config(
     };
     coerce_yaml11_booleans(schema.schema(), &mut values);
     let values = schema.with_defaults(&values);
-    schema.validate(&values).map_err(|v| {
+    // A template (`{{ st2kv.system.port }}`) stands for a value only known
+    // when the sensor starts: the container checks the rendered value.
+    schema
+        .validate_except(&values, crate::schema::is_jinja_expression)
+        .map_err(|v| {
         ContentError::field_error(
             file,
             pack_ref,

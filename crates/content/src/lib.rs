@@ -27,3 +27,9 @@ pub use loader::{load_packs, LoadOptions, LoadReport};
 pub use model::*;
 pub use schema::{CompiledSchema, SchemaViolation};
 pub use uid::trigger_uid;
+
+/// A JSON pointer into a config as a readable path: `/api/hosts/0` →
+/// `config.api.hosts[0]`.
+pub fn config_field_path(pointer: &str, instance: &serde_json::Value) -> String {
+    config::field_path("config", pointer, instance)
+}

@@ -142,8 +142,14 @@ pub struct PackConfig {
     pub pack: String,
     /// The config file, or `None` when only schema defaults apply.
     pub file: Option<PathBuf>,
-    /// The config values (a JSON object), defaults filled in.
+    /// The config values (a JSON object), defaults filled in. Strings may
+    /// hold Jinja templates (`{{ st2kv.system.NAME }}`): the container
+    /// renders them when the sensor starts.
     pub values: Value,
+    /// The pack's config schema as written (top-level key → property
+    /// schema), when it has one: rendered values are checked against it.
+    #[serde(default)]
+    pub schema: Option<Value>,
 }
 
 /// Everything read from one pack.

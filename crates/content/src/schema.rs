@@ -130,6 +130,31 @@ impl CompiledSchema {
         &self.schema
     }
 
+    /// Validate like [`validate`](Self::validate), ignoring violations
+    /// whose offending value satisfies `skip`.
+    pub fn validate_except(
+        &self,
+        instance: &Value,
+        skip: impl Fn(&Value) -> bool,
+    ) -> Result<(), SchemaViolation> {
+        let filled = match self.has_defaults {
+            true => std::borrow::Cow::Owned(self.with_defaults(instance)),
+            false => std::borrow::Cow::Borrowed(instance),
+        };
+        let found = self
+            .validator
+            .iter_errors(&filled)
+            .find(|e| !skip(e.instance()))
+            .map(|e| SchemaViolation {
+                path: e.instance_path().to_string(),
+                reason: reason(&e),
+            });
+        match found {
+            None => Ok(()),
+            Some(v) => Err(v),
+        }
+    }
+
     fn first_violation(&self, instance: &Value) -> Result<(), SchemaViolation> {
         match self.validator.iter_errors(instance).next() {
             None => Ok(()),
@@ -162,6 +187,13 @@ fn reason(error: &jsonschema::ValidationError) -> String {
         1 => format!("{} is not of type {}", error.instance(), named[0]),
         _ => format!("{} is not of types {}", error.instance(), named.join(", ")),
     }
+}
+
+/// Whether `v` is a string holding a Jinja expression or statement
+/// (StackStorm's `is_jinja_expression`: `{{` or `{%`).
+pub fn is_jinja_expression(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.contains("{{") || s.contains("{%"))
 }
 
 /// Fill `default`s from a schema into `value`, recursively, as StackStorm's

@@ -21,3 +21,5 @@ pub const UNKNOWN_TRIGGER: i64 = -32011;
 pub const DATASTORE_ERROR: i64 = -32020;
 /// Storage failed: the trigger instance or key is not durable.
 pub const STORAGE_ERROR: i64 = -32030;
+/// An `attach` on a sensor's socket was refused (wrong or missing token).
+pub const ATTACH_REFUSED: i64 = -32040;

@@ -16,5 +16,10 @@ pub use message::{Incoming, Notification, Request, Response, RpcError};
 pub const RPC_FD_ENV: &str = "SENSOR_RPC_FD";
 /// The fd number the container always uses.
 pub const RPC_FD: i32 = 3;
+/// Environment variable naming the Unix socket where a sensor's other
+/// processes (children, re-executed images) attach (see PROTOCOL.md).
+pub const RPC_SOCKET_ENV: &str = "SENSOR_RPC_SOCKET";
+/// Environment variable holding the token an `attach` must present.
+pub const RPC_TOKEN_ENV: &str = "SENSOR_RPC_TOKEN";
 /// Default maximum frame size (1 MiB).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024;

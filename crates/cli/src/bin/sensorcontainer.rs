@@ -78,6 +78,7 @@ fn run(cli: Cli) -> Result<i32> {
                 ReloadMode {
                     what: RegisterWhat::all(),
                     no_fail: true,
+                    fail_on_sensor_errors: false,
                 },
             )?;
             for w in &outcome.warnings {
