@@ -104,8 +104,12 @@ impl AttachPoint {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let (expected, sensor, on_attach, live) =
-                    (expected.clone(), sensor.clone(), on_attach.clone(), live.clone());
+                let (expected, sensor, on_attach, live) = (
+                    expected.clone(),
+                    sensor.clone(),
+                    on_attach.clone(),
+                    live.clone(),
+                );
                 tokio::spawn(async move {
                     match handshake(stream, &expected, &live).await {
                         Ok(stream) => {
@@ -123,7 +127,10 @@ impl AttachPoint {
     /// The environment a sensor process needs to attach.
     pub fn env(&self) -> [(String, String); 2] {
         [
-            (protocol::RPC_SOCKET_ENV.to_string(), self.path.display().to_string()),
+            (
+                protocol::RPC_SOCKET_ENV.to_string(),
+                self.path.display().to_string(),
+            ),
             (protocol::RPC_TOKEN_ENV.to_string(), self.token.clone()),
         ]
     }
@@ -143,7 +150,10 @@ async fn handshake(
     let mut line = Vec::with_capacity(128);
     let read = async {
         loop {
-            let b = stream.read_u8().await.map_err(|e| format!("closed before attaching: {e}"))?;
+            let b = stream
+                .read_u8()
+                .await
+                .map_err(|e| format!("closed before attaching: {e}"))?;
             if b == b'\n' {
                 return Ok::<(), String>(());
             }
@@ -172,16 +182,30 @@ async fn handshake(
         )
     };
     if frame.get("method").and_then(Value::as_str) != Some("attach") {
-        write_frame(&mut stream, refuse("the first frame must be an attach request")).await;
+        write_frame(
+            &mut stream,
+            refuse("the first frame must be an attach request"),
+        )
+        .await;
         return Err("the first frame was not an attach request".into());
     }
     if !same(presented.as_bytes(), token.as_bytes()) {
-        write_frame(&mut stream, refuse("wrong or missing token (SENSOR_RPC_TOKEN)")).await;
+        write_frame(
+            &mut stream,
+            refuse("wrong or missing token (SENSOR_RPC_TOKEN)"),
+        )
+        .await;
         return Err("wrong or missing token".into());
     }
     if live.fetch_add(1, Ordering::AcqRel) >= MAX_ATTACHED {
         live.fetch_sub(1, Ordering::AcqRel);
-        write_frame(&mut stream, refuse(&format!("this sensor already has {MAX_ATTACHED} attached processes"))).await;
+        write_frame(
+            &mut stream,
+            refuse(&format!(
+                "this sensor already has {MAX_ATTACHED} attached processes"
+            )),
+        )
+        .await;
         return Err(format!("more than {MAX_ATTACHED} attached processes"));
     }
     write_frame(&mut stream, Response::ok(id, json!({"attached": true}))).await;

@@ -27,7 +27,7 @@ use store::datastore::{Datastore, Scope};
 
 /// Why a pack config could not be rendered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("pack '{pack}' config {path}: {message}")]
+#[error("{path} of pack '{pack}': {message}")]
 pub struct TemplateError {
     /// The pack.
     pub pack: String,
@@ -151,7 +151,10 @@ fn environment(lookups: &Arc<Lookups>) -> Environment<'static> {
         "decrypt_kv",
         |v: JValue| -> Result<String, minijinja::Error> {
             match v.downcast_object_ref::<KeyRef>() {
-                Some(k) => Ok(k.lookups.resolve(k.scope, &k.name, true).unwrap_or_default()),
+                Some(k) => Ok(k
+                    .lookups
+                    .resolve(k.scope, &k.name, true)
+                    .unwrap_or_default()),
                 None => Err(minijinja::Error::new(
                     ErrorKind::InvalidOperation,
                     "decrypt_kv applies to a datastore value such as st2kv.system.NAME",
@@ -233,10 +236,17 @@ impl Walk<'_> {
             path: path.to_string(),
             message,
         };
-        let out = env
-            .render_str(source, ())
-            .map_err(|e| fail(format!("cannot render its template: {}", e.detail().unwrap_or(&e.kind().to_string()))));
-        let problems = lookups.problems.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let out = env.render_str(source, ()).map_err(|e| {
+            fail(format!(
+                "cannot render its template: {}",
+                e.detail().unwrap_or(&e.kind().to_string())
+            ))
+        });
+        let problems = lookups
+            .problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let Some(first) = problems.into_iter().next() {
             return Err(fail(first));
         }
@@ -267,7 +277,10 @@ impl Walk<'_> {
                 let mut out = Map::new();
                 for (k, child) in m {
                     let sub = props.and_then(|p| p.get(k)).or(extra);
-                    out.insert(k.clone(), self.value(child, sub, &format!("{path}.{k}"), secret)?);
+                    out.insert(
+                        k.clone(),
+                        self.value(child, sub, &format!("{path}.{k}"), secret)?,
+                    );
                 }
                 Value::Object(out)
             }
@@ -309,14 +322,16 @@ pub fn render(
         return Ok(values.clone());
     }
     let walk = Walk { pack, datastore };
-    let object_schema = schema.map(|props| serde_json::json!({"type": "object", "properties": props}));
+    let object_schema =
+        schema.map(|props| serde_json::json!({"type": "object", "properties": props}));
     let rendered = walk.value(values, object_schema.as_ref(), "config", false)?;
     if let Some(written) = schema {
-        let compiled = content::CompiledSchema::compile_config(written).map_err(|e| TemplateError {
-            pack: pack.to_string(),
-            path: "config".into(),
-            message: e,
-        })?;
+        let compiled =
+            content::CompiledSchema::compile_config(written).map_err(|e| TemplateError {
+                pack: pack.to_string(),
+                path: "config".into(),
+                message: e,
+            })?;
         if let Err(v) = compiled.validate(&rendered) {
             let path = content::config_field_path(&v.path, &rendered);
             return Err(TemplateError {
@@ -349,7 +364,8 @@ mod tests {
             .datastore
             .clone()
             .with_crypto(Some(Arc::new(store::CryptoKey::load(&key).unwrap())));
-        ds.set(Scope::System, "host", "db.example", None, false).unwrap();
+        ds.set(Scope::System, "host", "db.example", None, false)
+            .unwrap();
         ds.set(Scope::System, "port", "5432", None, false).unwrap();
         ds.set(Scope::System, "aws.key", "AK", None, false).unwrap();
         ds.set(Scope::System, "pw", "s3cret", None, true).unwrap();
@@ -373,25 +389,52 @@ mod tests {
         assert_eq!(out["url"], "https://db.example:5432");
         assert_eq!(out["port"], 5432);
         assert_eq!(out["password"], "s3cret");
-        assert_ne!(out["cipher"], "s3cret", "without decrypt_kv: the ciphertext");
+        assert_ne!(
+            out["cipher"], "s3cret",
+            "without decrypt_kv: the ciphertext"
+        );
         assert_eq!(out["token"], "s3cret", "secret: true decrypts");
         assert_eq!(out["nested"], json!({"k": "AK", "user": "u1"}));
         assert_eq!(out["hosts"][0]["port"], 5432);
         assert_eq!(out["plain"], 1);
 
-        let err = render("p", &json!({"a": {"b": ["x", "{{ st2kv.system.nope }}"]}}), None, &ds).unwrap_err();
+        let err = render(
+            "p",
+            &json!({"a": {"b": ["x", "{{ st2kv.system.nope }}"]}}),
+            None,
+            &ds,
+        )
+        .unwrap_err();
         assert_eq!(err.path, "config.a.b[1]");
         assert!(err.message.contains("'nope'"), "{err}");
-        let err = render("p", &json!({"port": "{{ st2kv.system.host }}"}), Some(&schema), &ds).unwrap_err();
+        let err = render(
+            "p",
+            &json!({"port": "{{ st2kv.system.host }}"}),
+            Some(&schema),
+            &ds,
+        )
+        .unwrap_err();
         assert_eq!(err.path, "config.port");
         assert!(!err.to_string().contains("db.example"), "{err}");
         let err = render("p", &json!({"x": "{{ 'a' | decrypt_kv }}"}), None, &ds).unwrap_err();
         assert!(err.message.contains("decrypt_kv"), "{err}");
-        let err = render("p", &json!({"x": "{{ st2kv.system.pw | decrypt_kv"}), None, &ds).unwrap_err();
+        let err = render(
+            "p",
+            &json!({"x": "{{ st2kv.system.pw | decrypt_kv"}),
+            None,
+            &ds,
+        )
+        .unwrap_err();
         assert!(err.message.contains("cannot render"), "{err}");
         // Decrypting without a key file fails naming the key, not the value.
         let bare = st.datastore.clone();
-        let err = render("p", &json!({"x": "{{ st2kv.system.pw | decrypt_kv }}"}), None, &bare).unwrap_err();
+        let err = render(
+            "p",
+            &json!({"x": "{{ st2kv.system.pw | decrypt_kv }}"}),
+            None,
+            &bare,
+        )
+        .unwrap_err();
         assert!(err.message.contains("st2kv.system.pw"), "{err}");
     }
 }

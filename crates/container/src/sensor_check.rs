@@ -204,9 +204,15 @@ mod tests {
             std::fs::write(&p, body).unwrap();
             p
         };
-        let ok = write("ok.py", "import os\nif True:\n    class Good(object):\n        pass\n");
+        let ok = write(
+            "ok.py",
+            "import os\nif True:\n    class Good(object):\n        pass\n",
+        );
         let imported = write("imp.py", "from elsewhere import Good as Alias\n");
-        let typo = write("typo.py", "raise SystemExit('never run')\nclass HelloSensor(object):\n    pass\n");
+        let typo = write(
+            "typo.py",
+            "raise SystemExit('never run')\nclass HelloSensor(object):\n    pass\n",
+        );
         let broken = write("broken.py", "class A:\n    def f(self)\n        pass\n");
         let star = write("star.py", "from somewhere import *\n");
         let item = |f: &PathBuf, c: &str| CheckItem {
@@ -228,11 +234,29 @@ mod tests {
         .unwrap();
         assert_eq!(problems.len(), 3, "{problems:#?}");
         assert_eq!(problems[0].did_you_mean, vec!["HelloSensor"]);
-        assert!(problems[0].to_string().contains("did you mean 'HelloSensor'?"), "{}", problems[0]);
+        assert!(
+            problems[0]
+                .to_string()
+                .contains("did you mean 'HelloSensor'?"),
+            "{}",
+            problems[0]
+        );
         assert_eq!(problems[0].sensor_ref, "p.HeloSensor");
         assert_eq!(problems[1].line, Some(2));
-        assert!(problems[1].message.starts_with("syntax error"), "{}", problems[1]);
-        assert!(problems[1].to_string().contains("broken.py:2"), "{}", problems[1]);
-        assert!(problems[2].message.contains("cannot read"), "{}", problems[2]);
+        assert!(
+            problems[1].message.starts_with("syntax error"),
+            "{}",
+            problems[1]
+        );
+        assert!(
+            problems[1].to_string().contains("broken.py:2"),
+            "{}",
+            problems[1]
+        );
+        assert!(
+            problems[2].message.contains("cannot read"),
+            "{}",
+            problems[2]
+        );
     }
 }

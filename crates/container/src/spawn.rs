@@ -150,7 +150,11 @@ async fn capture<R: AsyncRead + Unpin + Send + 'static>(
         loop {
             match reader.next_frame().await {
                 Ok(Some(Frame::Line(bytes))) => {
-                    if tx.send(String::from_utf8_lossy(&bytes).into_owned()).await.is_err() {
+                    if tx
+                        .send(String::from_utf8_lossy(&bytes).into_owned())
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -186,8 +190,16 @@ async fn capture<R: AsyncRead + Unpin + Send + 'static>(
         if burst.len() == 1 {
             tracing::info!(sensor = %sensor_ref, stream = name, "{}", burst[0]);
         } else {
+            // The sensor is named on the first line: the record's fields
+            // come after its last.
             let lines = burst.len();
-            tracing::error!(sensor = %sensor_ref, stream = name, lines, "{}", burst.join("\n"));
+            tracing::error!(
+                sensor = %sensor_ref,
+                stream = name,
+                lines,
+                "sensor {sensor_ref} wrote {lines} lines to stderr:\n{}",
+                burst.join("\n")
+            );
         }
     }
 }

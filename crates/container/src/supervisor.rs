@@ -554,7 +554,10 @@ impl SensorTask {
         let attach = self.attach_point(&ctx);
         match &attach {
             Ok(a) => spec.env.extend(a.env()),
-            Err(e) => tracing::warn!(sensor, "no attach socket (only the first process can talk to the container): {e}"),
+            Err(e) => tracing::warn!(
+                sensor,
+                "no attach socket (only the first process can talk to the container): {e}"
+            ),
         }
         let mut spawned = match spawn::spawn(&spec, self.status.clone()) {
             Ok(s) => s,
@@ -572,12 +575,8 @@ impl SensorTask {
             pid,
             &spec.command_line(),
         );
-        let (handle, conn) = service::serve(
-            spawned.conn,
-            ctx,
-            self.deps.clone(),
-            self.status.clone(),
-        );
+        let (handle, conn) =
+            service::serve(spawned.conn, ctx, self.deps.clone(), self.status.clone());
         self.conn
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -621,7 +620,10 @@ impl SensorTask {
     /// shutdown message + SIGTERM to the group, the grace period, then SIGKILL.
     /// The attach socket of one run: each authenticated connection is
     /// served like the pipe and joins the run's connections.
-    fn attach_point(&self, ctx: &Arc<SensorContext>) -> std::io::Result<crate::attach::AttachPoint> {
+    fn attach_point(
+        &self,
+        ctx: &Arc<SensorContext>,
+    ) -> std::io::Result<crate::attach::AttachPoint> {
         let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (ctx, deps, status, conns, count) = (
             ctx.clone(),
