@@ -316,19 +316,29 @@ impl Ops {
         let data_dir = self.settings.data_dir.clone();
         let limit = std::time::Duration::from_secs(timeout.max(1));
         let problems = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
-            let found = check_sources(&python, std::slice::from_ref(&item)).map_err(|e| e.to_string())?;
+            let found =
+                check_sources(&python, std::slice::from_ref(&item)).map_err(|e| e.to_string())?;
             if !found.is_empty() {
                 return Ok(found.iter().map(|p| p.to_string()).collect());
             }
             let runtime = container::runtime::install(&data_dir).map_err(|e| e.to_string())?;
             Ok(match import_check(&python, &runtime, &item, limit) {
                 Ok(()) => Vec::new(),
-                Err(e) => vec![format!("{}: sensor '{}': {e}", item.file.display(), item.sensor_ref)],
+                Err(e) => vec![format!(
+                    "{}: sensor '{}': {e}",
+                    item.file.display(),
+                    item.sensor_ref
+                )],
             })
         })
         .await
         .map_err(internal)?
-        .map_err(|e| OpError::new(OpErrorKind::Internal, format!("cannot check {sensor_ref}: {e}")))?;
+        .map_err(|e| {
+            OpError::new(
+                OpErrorKind::Internal,
+                format!("cannot check {sensor_ref}: {e}"),
+            )
+        })?;
         Ok(json!({"ref": sensor_ref, "ok": problems.is_empty(), "problems": problems}))
     }
 

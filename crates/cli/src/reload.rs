@@ -76,22 +76,23 @@ pub fn check_sensor_code(
     let mut by_python: std::collections::BTreeMap<std::path::PathBuf, Vec<CheckItem>> =
         Default::default();
     for pack in &report.packs {
-        let python = match container::runtime::virtualenv_python(
-            &settings.data_dir,
-            &pack.pack.pack_ref,
-        ) {
-            Some(p) => p,
-            None => std::path::PathBuf::from(&settings.container.python_binary),
-        };
+        let python =
+            match container::runtime::virtualenv_python(&settings.data_dir, &pack.pack.pack_ref) {
+                Some(p) => p,
+                None => std::path::PathBuf::from(&settings.container.python_binary),
+            };
         for s in &pack.sensors {
             if s.runner_type != content::RunnerType::Python {
                 continue;
             }
-            by_python.entry(python.clone()).or_default().push(CheckItem {
-                sensor_ref: s.sensor_ref.clone(),
-                file: s.entry_point.clone(),
-                class_name: s.class_name.clone(),
-            });
+            by_python
+                .entry(python.clone())
+                .or_default()
+                .push(CheckItem {
+                    sensor_ref: s.sensor_ref.clone(),
+                    file: s.entry_point.clone(),
+                    class_name: s.class_name.clone(),
+                });
         }
     }
     let mut problems = Vec::new();

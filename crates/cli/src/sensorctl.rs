@@ -579,7 +579,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
         }) => {
             let v = backend
-                .call("sensor.check", json!({"ref": sensor_ref, "timeout": timeout}))
+                .call(
+                    "sensor.check",
+                    json!({"ref": sensor_ref, "timeout": timeout}),
+                )
                 .await?;
             if json.json {
                 print_json(&v)?;

@@ -123,13 +123,13 @@ fn read_config(
     schema
         .validate_except(&values, crate::schema::is_jinja_expression)
         .map_err(|v| {
-        ContentError::field_error(
-            file,
-            pack_ref,
-            field_path("config", &v.path, &values),
-            v.reason,
-        )
-    })?;
+            ContentError::field_error(
+                file,
+                pack_ref,
+                field_path("config", &v.path, &values),
+                v.reason,
+            )
+        })?;
     Ok(values)
 }
 

@@ -194,9 +194,12 @@ fn fill_defaults_walks_array_items_tuples_and_additional_properties() {
         "hosts": {"web": {}, "db": {"port": 5432}}
     });
     fill_defaults(&schema, &mut v);
-    assert_eq!(v, json!({
-        "repositories": [{"url": "u1", "branch": "master"}, {"url": "u2", "branch": "dev"}],
-        "pair": [{"a": 1}, {"b": 2}, {"b": 3}],
-        "hosts": {"web": {"port": 22}, "db": {"port": 5432}}
-    }));
+    assert_eq!(
+        v,
+        json!({
+            "repositories": [{"url": "u1", "branch": "master"}, {"url": "u2", "branch": "dev"}],
+            "pair": [{"a": 1}, {"b": 2}, {"b": 3}],
+            "hosts": {"web": {"port": 22}, "db": {"port": 5432}}
+        })
+    );
 }

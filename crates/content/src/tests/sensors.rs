@@ -310,14 +310,25 @@ fn a_trigger_type_declared_twice_registers_once_and_warns_only_when_they_differ(
     assert!(report.errors.is_empty(), "{:#?}", messages(&report));
     let pack = &report.packs[0];
     assert_eq!(pack.sensors.len(), 2);
-    let refs: Vec<&str> = pack.trigger_types.iter().map(|t| t.type_ref.as_str()).collect();
+    let refs: Vec<&str> = pack
+        .trigger_types
+        .iter()
+        .map(|t| t.type_ref.as_str())
+        .collect();
     assert_eq!(refs, vec!["p.event", "p.shared"]);
     // Identical declarations (a.yaml/b.yaml, s1/s2 'shared') say nothing;
     // s2's different 'event' wins and is named.
     assert_eq!(report.warnings.len(), 1, "{:#?}", report.warnings);
     let w = &report.warnings[0];
-    assert!(w.contains("'p.event'") && w.contains("description") && w.contains("s2.yaml"), "{w}");
-    let event = pack.trigger_types.iter().find(|t| t.type_ref == "p.event").unwrap();
+    assert!(
+        w.contains("'p.event'") && w.contains("description") && w.contains("s2.yaml"),
+        "{w}"
+    );
+    let event = pack
+        .trigger_types
+        .iter()
+        .find(|t| t.type_ref == "p.event")
+        .unwrap();
     assert_eq!(event.description.as_deref(), Some("from s2"));
     assert!(event.metadata_file.ends_with("sensors/s2.yaml"));
 }
