@@ -4,10 +4,20 @@
     python3 sensor_wrapper.py --ref pack.Class --file /abs/entry.py --class-name Class
                               [--pack pack] [--poll-interval N]
 
-The sensor pipe is the Unix socket on fd ``$SENSOR_RPC_FD`` (default 3), see
-crates/protocol/PROTOCOL.md. Every argument is optional when the container
-answers ``init`` (``ref``, ``pack``, ``class_name``, ``entry_point``,
-``poll_interval``); explicit arguments win.
+The sensor pipe is the Unix socket on fd ``$SENSOR_RPC_FD`` (the first
+process of the sensor) or, in a process started without it (re-executed by a
+reloader such as Werkzeug's, or started by the sensor), a connection to the
+Unix socket ``$SENSOR_RPC_SOCKET`` attached with ``$SENSOR_RPC_TOKEN``; see
+crates/protocol/PROTOCOL.md. The first process removes ``SENSOR_RPC_FD`` from
+its environment as soon as it has the fd, so its children attach instead.
+Every argument is optional when the container answers ``init`` (``ref``,
+``pack``, ``class_name``, ``entry_point``, ``poll_interval``); explicit
+arguments win.
+
+Before anything else, when eventlet is importable and ``SENSOR_EVENTLET`` is
+not ``0``, the wrapper monkey-patches like StackStorm's sensor wrapper (see
+st2reactor/container/eventlet_patch.py), so the sensor module is imported
+patched. The wrapper's own threads, locks, sockets and sleeps stay real.
 
 Lifecycle: ``init`` -> load the class from the file -> construct it ->
 ``add_trigger`` for every existing trigger -> ``setup()`` -> ``ready`` ->
@@ -17,22 +27,34 @@ traceback goes to stderr, a summary to the container log). SIGTERM, SIGINT, a
 0. Every exit waits (bounded) for the acknowledgements of the dispatches
 already sent.
 
-Environment (all optional): SENSOR_RPC_FD, SENSOR_REF, SENSOR_PACK,
-SENSOR_CLASS_NAME, SENSOR_LOG_LEVEL (default INFO), SENSOR_STOP_TIMEOUT
-(seconds from a stop request to a forced exit, default 4.0; the container's
-grace period is 5 s), SENSOR_ACK_TIMEOUT (seconds to wait for outstanding
-acknowledgements on a normal exit, default 10).
+Environment (all optional): SENSOR_RPC_FD, SENSOR_RPC_SOCKET,
+SENSOR_RPC_TOKEN, SENSOR_EVENTLET (``0`` disables the monkey-patching),
+SENSOR_REF, SENSOR_PACK, SENSOR_CLASS_NAME, SENSOR_LOG_LEVEL (default INFO),
+SENSOR_STOP_TIMEOUT (seconds from a stop request to a forced exit, default
+4.0; the container's grace period is 5 s), SENSOR_ACK_TIMEOUT (seconds to
+wait for outstanding acknowledgements on a normal exit, default 10).
 """
 
 import os
 import sys
 
+_os_read = os.read      # eventlet's monkey_patch(os=True) replaces these
+_os_write = os.write
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-# First: the RPC module captures the real thread/lock/socket/sleep primitives
-# before any sensor module gets a chance to eventlet.monkey_patch() them.
+# First of all, as StackStorm's sensor wrapper does: monkey-patch with
+# eventlet (when it is importable and not disabled), so the sensor module and
+# everything it imports bind the green primitives.
+from st2reactor.container import eventlet_patch  # noqa: E402
+
+if __name__ == "__main__":
+    eventlet_patch.patch_from_env()
+
+# Then the RPC module captures the real thread/lock/socket/sleep primitives
+# (the originals when patching came first, see rpc.py).
 from st2reactor.container import rpc  # noqa: E402
 
 import argparse  # noqa: E402
@@ -54,8 +76,6 @@ from st2reactor.sensor.base import PollingSensor, Sensor  # noqa: E402
 
 _pthread_kill = signal.pthread_kill
 _os_exit = os._exit
-_os_read = os.read      # eventlet's monkey_patch(os=True) replaces these
-_os_write = os.write
 _monotonic = rpc._monotonic
 
 WRAPPER_LOGGER = "sensor_wrapper"
@@ -167,6 +187,7 @@ class Wrapper(object):
         self.shutdown_reason = None
         self._stop_noted = False
         self._retry_started = False
+        self._green_interrupt_scheduled = False
         self.interrupted = False
         self.exiting = False
         self.cleanup_started = False
@@ -200,20 +221,25 @@ class Wrapper(object):
             pass
 
     def _log(self, level, text):
+        """Send ``text`` to the container log; whether it could be sent."""
         client = self.client
         if client is not None and not client.closed:
             client.log(level, text, logger=WRAPPER_LOGGER)
+            return True
+        return False
 
     def _fatal(self, text, with_traceback=True):
-        """Report an error that ends the sensor: traceback and text to stderr,
-        text to the container log."""
+        """Report an error that ends the sensor: the traceback to stderr (one
+        record in the container log), the summary to the container log, or
+        to stderr when the pipe is not there to carry it (never both: the
+        summary would show twice)."""
         if with_traceback:
             try:
                 traceback.print_exc()
             except Exception:
                 pass
-        self._stderr("ERROR: " + text)
-        self._log("error", text)
+        if not self._log("error", text):
+            self._stderr("ERROR: " + text)
 
     # --------------------------------------------------------------- signals
 
@@ -235,6 +261,8 @@ class Wrapper(object):
             rpc.start_thread(self._note_shutdown_request, ("received %s" % (name,),))
         if self.exiting or self.interrupted or rpc.deferred_interrupt_delivered():
             return
+        if self._schedule_green_interrupt(name):
+            return
         if rpc.frame_in_runtime(frame) and not rpc.main_thread_interruptible():
             # The main thread is inside the RPC client (maybe mid-write or
             # holding its lock): the client raises when the call returns. If
@@ -248,6 +276,47 @@ class Wrapper(object):
         rpc.defer_interrupt(None)
         self.interrupted = True
         raise SensorShutdown(self.shutdown_reason or "received " + name)
+
+    def _schedule_green_interrupt(self, name):
+        """Monkey-patched sensors: if the signal interrupted a green thread
+        other than the main one (a request handler of a green server...),
+        raising there would only end that green thread (threading swallows
+        SystemExit). Have the hub raise it in the main green thread instead,
+        as soon as the running one yields. Returns True if scheduled (or
+        already scheduled)."""
+        if self._green_interrupt_scheduled:
+            return True
+        if not _eventlet_thread_patched():
+            return False
+        try:
+            import greenlet
+            from eventlet import hubs
+
+            current = greenlet.getcurrent()
+            if current.parent is None:
+                return False  # the main green thread itself: raise here
+            hub = hubs.get_hub()
+            if current is hub.greenlet:
+                return False  # the hub: the exception propagates to the main one
+            main = current
+            while main.parent is not None:
+                main = main.parent
+            self._green_interrupt_scheduled = True
+            hub.schedule_call_global(0, self._green_interrupt, main,
+                                     SensorShutdown(self.shutdown_reason or "received " + name))
+            return True
+        except Exception:
+            return False
+
+    def _green_interrupt(self, main, exc):
+        # On the hub, in the main OS thread.
+        if self.exiting or self.interrupted or rpc.deferred_interrupt_delivered():
+            return
+        if main.dead:
+            return
+        rpc.defer_interrupt(None)
+        self.interrupted = True
+        main.throw(exc)
 
     def _retry_interrupt(self):
         deadline = _monotonic() + self.stop_timeout
@@ -443,6 +512,9 @@ class Wrapper(object):
         client.on_close = self._on_close
         client.start()
         self._setup_logging()
+        if client.attached:
+            self._log("info", "process %d (parent %d) attached to the sensor over %s"
+                      % (os.getpid(), os.getppid(), rpc.RPC_SOCKET_ENV))
 
         # -- init
         self.phase = "init"
@@ -835,6 +907,10 @@ def parse_args(argv=None):
     # Accepted for compatibility with StackStorm's wrapper; unused.
     parser.add_argument("--trigger-type-refs", dest="trigger_type_refs", help=argparse.SUPPRESS)
     parser.add_argument("--parent-args", dest="parent_args", help=argparse.SUPPRESS)
+    # StackStorm's flag: eventlet does not patch the thread module (see
+    # st2reactor/container/eventlet_patch.py).
+    parser.add_argument("--use-debugger", dest="use_debugger", action="store_true",
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.poll_interval is not None and args.poll_interval == int(args.poll_interval):
         args.poll_interval = int(args.poll_interval)

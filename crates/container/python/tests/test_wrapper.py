@@ -351,14 +351,18 @@ class StopTests(WrapperTestCase):
 
 class FailureTests(WrapperTestCase):
     def assertFailure(self, fc, *needles):
+        """Exit 1, and the summary (naming file, class and cause) reaches the
+        container log once: as an error log notification while the pipe is
+        up, not repeated on stderr (where the traceback goes)."""
         self.assertExit(fc, 1)
         err = fc.stderr_text
-        for needle in (fc.file_path, fc.class_name) + needles:
-            self.assertIn(needle, err)
         errors = fc.log_messages("error")
         self.assertTrue(errors, "no error log notification; stderr:\n%s" % err)
-        self.assertIn(fc.class_name, errors[-1])
-        return err
+        for needle in (fc.file_path, fc.class_name) + needles:
+            # The traceback goes to stderr, the summary to the log.
+            self.assertIn(needle, err if needle == "Traceback" else errors[-1])
+        self.assertNotIn("sensor_wrapper: ERROR:", err, "the summary is not repeated on stderr")
+        return err + "\n" + errors[-1]
 
     def test_exception_in_constructor(self):
         src = '''

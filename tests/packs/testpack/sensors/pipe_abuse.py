@@ -11,7 +11,10 @@ class PipeAbuseSensor(Sensor):
         pass
 
     def run(self):
-        fd = int(os.environ["SENSOR_RPC_FD"])
+        # The Python runtime takes SENSOR_RPC_FD out of the environment once
+        # it owns the pipe (so child processes attach instead of sharing
+        # it); the pipe is still fd 3.
+        fd = int(os.environ.get("SENSOR_RPC_FD", "3"))
         big = b'{"jsonrpc":"2.0","method":"log","params":{"message":"' + b"x" * (2 * 1024 * 1024) + b'"}}\n'
         _write_all(fd, big)
         _write_all(fd, b"this is not json\n\x00\xff\xfe garbage\n[1,2,3]\n")

@@ -1,17 +1,26 @@
-"""JSON-RPC 2.0 client for the sensor pipe (fd 3), see PROTOCOL.md.
+"""JSON-RPC 2.0 client for the sensor pipe, see PROTOCOL.md.
+
+The pipe is fd ``$SENSOR_RPC_FD`` (the first process of a sensor) or, for a
+process started without it (re-executed by a reloader, a child), a
+connection to the Unix socket ``$SENSOR_RPC_SOCKET`` attached with
+``$SENSOR_RPC_TOKEN`` (``connect_from_env``).
 
 Threads and primitives
 ----------------------
-Many StackStorm sensors call ``eventlet.monkey_patch()`` when they are
-imported.  That replaces ``threading``, ``_thread``, ``socket``, ``select``
-and ``time.sleep`` with green versions, and eventlet even swaps existing
-``RLock`` objects it can reach for green ones.  Everything in this module
-therefore uses only primitives captured *when this module is imported*
-(before any sensor code runs): ``_thread.allocate_lock`` (plain locks, which
-eventlet cannot upgrade in place), ``_thread.start_new_thread`` (real OS
-threads), the original socket class (its ``sendall``/``recv`` are C methods of
-a real socket) and the original ``time.sleep``.  No ``threading`` object is
-used at all.
+The wrapper monkey-patches with eventlet before importing this module when
+eventlet is installed (as StackStorm does), and many StackStorm sensors call
+``eventlet.monkey_patch()`` themselves when they are imported.  That replaces
+``threading``, ``_thread``, ``socket``, ``select`` and ``time.sleep`` with
+green versions, and eventlet even swaps existing ``RLock`` objects it can
+reach for green ones.  Everything in this module therefore uses only real
+primitives, captured *when this module is imported*: taken from the modules
+themselves when nothing is patched yet, from ``eventlet.patcher.original()``
+when the wrapper patched first.  They are ``_thread.allocate_lock`` (plain
+locks, which eventlet cannot upgrade in place), ``_thread.start_new_thread``
+(real OS threads), ``_thread.get_ident`` (real thread ids, for
+``pthread_kill``), the original socket class (its ``sendall``/``recv`` are C
+methods of a real blocking socket) and the original ``time.sleep`` and
+``time.monotonic``.  No ``threading`` object is used at all.
 
 Writing
 -------
@@ -53,6 +62,27 @@ import time as _time_module
 import threading as _threading_module
 import _thread
 
+
+def _unpatched(name, group, module):
+    """``module`` itself, or its unpatched original when eventlet already
+    monkey-patched ``group`` (the wrapper patches before importing this
+    module when eventlet is installed, as StackStorm does)."""
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is None:
+        return module
+    try:
+        if not patcher.is_monkey_patched(group):
+            return module
+        return patcher.original(name)
+    except Exception:  # pragma: no cover - an odd eventlet; keep what we have
+        return module
+
+
+_thread = _unpatched("_thread", "thread", _thread)
+_threading_module = _unpatched("threading", "thread", _threading_module)
+_time_module = _unpatched("time", "time", _time_module)
+_socket_module = _unpatched("socket", "socket", _socket_module)
+
 # --- real primitives, captured before any sensor module can monkey-patch ----
 _allocate_lock = _thread.allocate_lock
 _start_new_thread = _thread.start_new_thread
@@ -67,6 +97,8 @@ __all__ = [
     "RpcError",
     "ConnectionClosed",
     "connect_from_env",
+    "attach",
+    "ATTACH_REFUSED",
     "DEFAULT_WINDOW",
     "DEFAULT_MAX_FRAME_BYTES",
     "real_sleep",
@@ -92,6 +124,14 @@ FRAME_TOO_LARGE = -32001
 VALIDATION_FAILED = -32010
 UNKNOWN_TRIGGER = -32011
 STORAGE_ERROR = -32030
+ATTACH_REFUSED = -32040
+
+# Environment of a sensor process (PROTOCOL.md, "Transport" and "Attaching
+# more processes").
+RPC_FD_ENV = "SENSOR_RPC_FD"
+RPC_SOCKET_ENV = "SENSOR_RPC_SOCKET"
+RPC_TOKEN_ENV = "SENSOR_RPC_TOKEN"
+ATTACH_TIMEOUT = 30.0   # seconds to wait for the answer to ``attach``
 
 _MISSING = object()
 
@@ -264,8 +304,16 @@ class RpcClient(object):
     """The sensor side of the pipe. Thread-safe; see the module docstring."""
 
     def __init__(self, sock, window=DEFAULT_WINDOW, max_frame_bytes=DEFAULT_MAX_FRAME_BYTES,
-                 stderr=None):
+                 stderr=None, initial_data=b"", attached=False):
+        """
+        :param initial_data: bytes already read from ``sock`` (what followed
+            the answer to ``attach``), handled before anything else read.
+        :param attached: True if ``sock`` is an attached connection (not the
+            process's inherited pipe); informational.
+        """
         self._sock = sock
+        self._initial_data = bytes(initial_data or b"")
+        self.attached = bool(attached)
         self._sendall = sock.sendall
         self._window = int(window)
         self.max_frame_bytes = int(max_frame_bytes)
@@ -706,6 +754,14 @@ class RpcClient(object):
         ready.release()
         recv = self._sock.recv
         tail = b""
+        if self._initial_data:
+            lines = self._initial_data.split(b"\n")
+            self._initial_data = b""
+            tail = lines.pop()
+            try:
+                self._process(lines)
+            except Exception as exc:  # never let the reader die
+                self._warn("error while handling container messages: %r" % (exc,))
         reason = "end of file on the sensor pipe (the container closed it)"
         while True:
             try:
@@ -898,27 +954,151 @@ def trigger_label(trigger):
     return _trigger_label(trigger)
 
 
-def connect_from_env(env=None, **kwargs):
-    """Open the sensor pipe named by ``SENSOR_RPC_FD`` (default 3)."""
-    env = os.environ if env is None else env
-    raw = env.get("SENSOR_RPC_FD", "3")
+def _open_fd(raw):
     try:
         fd = int(raw)
     except ValueError:
-        raise RuntimeError("SENSOR_RPC_FD=%r is not a file descriptor number" % (raw,))
+        raise RuntimeError("%s=%r is not a file descriptor number" % (RPC_FD_ENV, raw))
     try:
         os.fstat(fd)
     except OSError:
         raise RuntimeError(
-            "file descriptor %d (SENSOR_RPC_FD) is not open: this program must be started by "
-            "sensorcontainer, with the sensor pipe as fd %d" % (fd, fd))
+            "file descriptor %d (%s) is not open: this program must be started by "
+            "sensorcontainer, with the sensor pipe as fd %d" % (fd, RPC_FD_ENV, fd))
     try:
         sock = _RealSocket(fileno=fd)
     except OSError as exc:
-        raise RuntimeError("file descriptor %d (SENSOR_RPC_FD) is not a socket: %s" % (fd, exc))
+        raise RuntimeError("file descriptor %d (%s) is not a socket: %s" % (fd, RPC_FD_ENV, exc))
     try:
         sock.setblocking(True)
         os.set_inheritable(sock.fileno(), False)  # keep it out of the sensor's own children
     except OSError:
         pass
-    return RpcClient(sock, **kwargs)
+    return sock
+
+
+def attach(path, token, timeout=ATTACH_TIMEOUT):
+    """Connect to the sensor's attach socket and attach with ``token``.
+
+    Returns ``(socket, bytes read after the answer)``; the socket is then an
+    ordinary sensor connection. Raises RuntimeError with a readable message
+    when the socket is missing, nobody listens, the token is refused or no
+    answer comes within ``timeout`` seconds.
+    """
+    where = "%s=%s" % (RPC_SOCKET_ENV, path)
+    sock = _RealSocket(_socket_module.AF_UNIX, _socket_module.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except FileNotFoundError:
+            raise RuntimeError(
+                "cannot attach to the sensor container: the socket %s does not exist (the "
+                "sensor was stopped or restarted, or this process was not started by "
+                "sensorcontainer)" % (where,))
+        except ConnectionRefusedError:
+            raise RuntimeError(
+                "cannot attach to the sensor container: nobody listens on %s (the sensor was "
+                "stopped or restarted)" % (where,))
+        except _socket_module.timeout:
+            raise RuntimeError("cannot attach to the sensor container: connecting to %s timed "
+                               "out after %ss" % (where, timeout))
+        except OSError as exc:
+            raise RuntimeError("cannot attach to the sensor container: connecting to %s "
+                               "failed: %s" % (where, exc))
+        frame = encode_message({"jsonrpc": "2.0", "id": 0, "method": "attach",
+                                "params": {"token": token}})
+        try:
+            sock.sendall(frame.encode())
+        except OSError as exc:
+            raise RuntimeError("cannot attach to the sensor container: sending the attach "
+                               "request on %s failed: %s" % (where, exc))
+        buf = b""
+        while b"\n" not in buf:
+            try:
+                chunk = sock.recv(65536)
+            except _socket_module.timeout:
+                raise RuntimeError("cannot attach to the sensor container: no answer to attach "
+                                   "on %s within %ss" % (where, timeout))
+            except OSError as exc:
+                raise RuntimeError("cannot attach to the sensor container: reading the answer "
+                                   "to attach on %s failed: %s" % (where, exc))
+            if not chunk:
+                raise RuntimeError("cannot attach to the sensor container: it closed %s without "
+                                   "answering attach" % (where,))
+            buf += chunk
+            if len(buf) > DEFAULT_MAX_FRAME_BYTES and b"\n" not in buf:
+                raise RuntimeError("cannot attach to the sensor container: the answer to "
+                                   "attach is not a JSON-RPC line")
+        line, _, rest = buf.partition(b"\n")
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            raise RuntimeError("cannot attach to the sensor container: the answer to attach is "
+                               "not JSON: %r" % (line[:200],))
+        if not isinstance(msg, dict):
+            raise RuntimeError("cannot attach to the sensor container: unexpected answer to "
+                               "attach: %r" % (line[:200],))
+        err = msg.get("error")
+        if err is not None:
+            code = err.get("code") if isinstance(err, dict) else None
+            if code == ATTACH_REFUSED:
+                raise RuntimeError(
+                    "the sensor container refused to attach this process (pid %d) on %s: %s. "
+                    "%s must be the token of the sensor's current start; a process left over "
+                    "from an earlier start of the sensor cannot attach"
+                    % (os.getpid(), where, _error_text(err), RPC_TOKEN_ENV))
+            raise RuntimeError("cannot attach to the sensor container on %s: %s"
+                               % (where, _error_text(err)))
+        result = msg.get("result")
+        if msg.get("id") != 0 or not isinstance(result, dict) or result.get("attached") is not True:
+            raise RuntimeError("cannot attach to the sensor container: unexpected answer to "
+                               "attach: %r" % (line[:200],))
+        sock.settimeout(None)
+        try:
+            os.set_inheritable(sock.fileno(), False)
+        except OSError:
+            pass
+        return sock, rest
+    except BaseException:
+        try:
+            sock.close()
+        except OSError:
+            pass
+        raise
+
+
+def connect_from_env(env=None, **kwargs):
+    """Open this process's connection to the sensor container.
+
+    - ``SENSOR_RPC_FD`` set (the sensor's first process): take that fd and
+      remove the variable from ``env``, so children and re-executed images
+      of this process do not believe they have the pipe.
+    - otherwise ``SENSOR_RPC_SOCKET`` and ``SENSOR_RPC_TOKEN`` set (a process
+      re-executed by a reloader, or started by the sensor): connect to the
+      socket and ``attach``.
+
+    An fd 3 inherited without ``SENSOR_RPC_FD`` is never used: in a child it
+    may be anything. Raises RuntimeError with a readable message.
+    """
+    env = os.environ if env is None else env
+    raw = env.get(RPC_FD_ENV)
+    if raw is not None:
+        try:
+            del env[RPC_FD_ENV]
+        except KeyError:
+            pass
+        return RpcClient(_open_fd(raw), **kwargs)
+    path = env.get(RPC_SOCKET_ENV)
+    token = env.get(RPC_TOKEN_ENV)
+    if path and token:
+        sock, rest = attach(path, token)
+        return RpcClient(sock, initial_data=rest, attached=True, **kwargs)
+    if path or token:
+        raise RuntimeError(
+            "%s is set but %s is not: cannot attach to the sensor container"
+            % ((RPC_SOCKET_ENV, RPC_TOKEN_ENV) if path else (RPC_TOKEN_ENV, RPC_SOCKET_ENV)))
+    raise RuntimeError(
+        "no sensor pipe: neither %s nor %s/%s is set. This program must be started by "
+        "sensorcontainer (which passes the pipe as fd 3 with %s=3), or by a process of a "
+        "running sensor" % (RPC_FD_ENV, RPC_SOCKET_ENV, RPC_TOKEN_ENV, RPC_FD_ENV))
