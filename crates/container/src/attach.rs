@@ -32,7 +32,6 @@ const MAX_SOCKET_PATH: usize = 100;
 /// A sensor's attach socket; closed and removed on drop.
 pub struct AttachPoint {
     path: PathBuf,
-    token: String,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -69,7 +68,8 @@ fn socket_path(data_dir: &Path, sensor_ref: &str) -> std::io::Result<PathBuf> {
     Ok(dir.join(format!("{hash}.sock")))
 }
 
-fn token() -> std::io::Result<String> {
+/// A fresh token: 32 bytes from the OS CSPRNG, hex.
+pub fn new_token() -> std::io::Result<String> {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| std::io::Error::other(format!("no randomness: {e}")))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
@@ -87,6 +87,7 @@ impl AttachPoint {
     pub fn open(
         data_dir: &Path,
         sensor_ref: &str,
+        token: &str,
         live: Arc<AtomicUsize>,
         on_attach: impl Fn(UnixStream) + Send + Sync + 'static,
     ) -> std::io::Result<AttachPoint> {
@@ -94,7 +95,7 @@ impl AttachPoint {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        let token = token()?;
+        let token = token.to_string();
         let expected = token.clone();
         let sensor = sensor_ref.to_string();
         let on_attach = Arc::new(on_attach);
@@ -121,18 +122,16 @@ impl AttachPoint {
                 });
             }
         });
-        Ok(AttachPoint { path, token, task })
+        Ok(AttachPoint { path, task })
     }
 
-    /// The environment a sensor process needs to attach.
-    pub fn env(&self) -> [(String, String); 2] {
-        [
-            (
-                protocol::RPC_SOCKET_ENV.to_string(),
-                self.path.display().to_string(),
-            ),
-            (protocol::RPC_TOKEN_ENV.to_string(), self.token.clone()),
-        ]
+    /// `SENSOR_RPC_SOCKET` for the sensor's environment (the token goes
+    /// there separately: it also marks the start's processes).
+    pub fn socket_env(&self) -> (String, String) {
+        (
+            protocol::RPC_SOCKET_ENV.to_string(),
+            self.path.display().to_string(),
+        )
     }
 }
 

@@ -106,6 +106,22 @@ impl ConnectionHandle {
             .await;
     }
 
+    /// Send a notification, waiting at most `deadline` for room in the
+    /// bounded outbox; whether it was queued (a closed connection counts as
+    /// delivered: there is nobody left to tell).
+    pub async fn notify_within(
+        &self,
+        method: &str,
+        params: Value,
+        deadline: std::time::Duration,
+    ) -> bool {
+        let frame = Outbound::Frame(to_frame(&Notification::new(method, params)));
+        match tokio::time::timeout(deadline, self.outbox.send(frame)).await {
+            Ok(_) => true,
+            Err(_) => false,
+        }
+    }
+
     /// Send a notification without waiting (used while stopping, when the
     /// outbox may be full because the sensor stopped reading).
     pub fn notify_now(&self, method: &str, params: Value) {

@@ -204,6 +204,38 @@ async fn capture<R: AsyncRead + Unpin + Send + 'static>(
     }
 }
 
+/// SIGKILL every process of ours whose environment carries
+/// `SENSOR_RPC_TOKEN=<token>` (what a sensor start left behind outside its
+/// process group: `setsid` daemons, double forks). Returns how many.
+pub fn kill_tagged(token: &str) -> usize {
+    let needle = format!("{}={token}", protocol::RPC_TOKEN_ENV);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let me = std::process::id();
+    let mut killed = 0;
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // Unreadable (another user's process, gone): not ours to kill.
+        let Ok(environ) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            // SAFETY: plain kill(2) on a pid we just found; ESRCH is fine.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            killed += 1;
+        }
+    }
+    killed
+}
+
 /// Send `signal` to the sensor's whole process group.
 pub fn signal_group(pid: u32, signal: i32) {
     if pid == 0 {

@@ -84,6 +84,13 @@ struct Runner {
 /// any attached by its children or re-executed images.
 type LiveConn = Arc<std::sync::Mutex<Vec<ConnectionHandle>>>;
 
+/// Longest wait to hand a sensor a notification; a sensor whose outbound
+/// queue stays full that long is restarted.
+const NOTIFY_DEADLINE: Duration = Duration::from_secs(2);
+/// After a sensor process exited: how long what it already wrote may still
+/// be read before its connections are closed from our side.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(300);
+
 /// What a reload changed.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ApplyReport {
@@ -305,26 +312,52 @@ impl Container {
         self.deps
             .dispatcher
             .set_catalog(Catalog::load(&self.store.registry)?);
-        let runners = self.runners.lock().await;
-        let mut told = 0;
-        for (sensor_ref, runner) in runners.iter() {
-            if !runner.trigger_types.contains(&trigger.type_ref) {
-                continue;
-            }
-            let handles: Vec<ConnectionHandle> = runner
-                .conn
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+        // Collect the connections under the lock, notify without it: a
+        // sensor that stops reading must never hold up the container.
+        let targets: Vec<(String, Vec<ConnectionHandle>)> = {
+            let runners = self.runners.lock().await;
+            runners
                 .iter()
-                .filter(|h| h.initialized())
-                .cloned()
-                .collect();
+                .filter(|(_, runner)| runner.trigger_types.contains(&trigger.type_ref))
+                .map(|(sensor_ref, runner)| {
+                    let handles = runner
+                        .conn
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                        .filter(|h| h.initialized())
+                        .cloned()
+                        .collect();
+                    (sensor_ref.clone(), handles)
+                })
+                .collect()
+        };
+        let mut told = 0;
+        let mut stuck = Vec::new();
+        for (sensor_ref, handles) in targets {
+            let mut sent = 0;
             for h in &handles {
-                h.notify(method, json!({"trigger": trigger})).await;
+                if h
+                    .notify_within(method, json!({"trigger": trigger}), NOTIFY_DEADLINE)
+                    .await
+                {
+                    sent += 1;
+                } else if !stuck.contains(&sensor_ref) {
+                    stuck.push(sensor_ref.clone());
+                }
             }
-            if !handles.is_empty() {
-                tracing::info!(sensor = %sensor_ref, trigger = %trigger.trigger_ref, connections = handles.len(), "{method} sent");
+            if sent > 0 {
+                tracing::info!(sensor = %sensor_ref, trigger = %trigger.trigger_ref, connections = sent, "{method} sent");
                 told += 1;
+            }
+        }
+        for sensor_ref in stuck {
+            tracing::warn!(
+                sensor = %sensor_ref,
+                "restarting: it did not take {method} within {NOTIFY_DEADLINE:?} (it is not reading what the container sends; its outbound queue is full)"
+            );
+            if let Err(e) = self.restart(&sensor_ref).await {
+                tracing::error!(sensor = %sensor_ref, "restart failed: {e}");
             }
         }
         Ok(told)
@@ -549,11 +582,22 @@ impl SensorTask {
                 return ExitStatus::Code(78);
             }
         };
-        // Children and re-executed images of the sensor attach here.
+        // Children and re-executed images of the sensor attach here; the
+        // token also marks every process of this start, so whatever it
+        // leaves behind can be found and killed.
         let mut spec = spec;
-        let attach = self.attach_point(&ctx);
+        let run_token = match crate::attach::new_token() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(sensor, "cannot start: {e}");
+                return ExitStatus::Code(127);
+            }
+        };
+        spec.env
+            .push((protocol::RPC_TOKEN_ENV.to_string(), run_token.clone()));
+        let attach = self.attach_point(&ctx, &run_token);
         match &attach {
-            Ok(a) => spec.env.extend(a.env()),
+            Ok(a) => spec.env.push(a.socket_env()),
             Err(e) => tracing::warn!(
                 sensor,
                 "no attach socket (only the first process can talk to the container): {e}"
@@ -585,17 +629,25 @@ impl SensorTask {
             r = spawned.child.wait() => r,
             _ = stopped(stop) => self.stop_child(&mut spawned.child, pid).await,
         };
-        // The leader is gone; take any process it left in its group with it.
+        // The leader is gone; take any process it left in its group with it,
+        // and any that left the group but still carries this start's token
+        // (setsid daemons, double forks).
         spawn::signal_group(pid, libc::SIGKILL);
         drop(attach);
-        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let leftovers = spawn::kill_tagged(&run_token);
+        if leftovers > 0 {
+            tracing::warn!(sensor, "killed {leftovers} process(es) the sensor left behind outside its process group");
+        }
+        let attached: Vec<ConnectionHandle> =
+            std::mem::take(&mut *self.conn.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(attached);
         drop(handle);
-        // Finish reading what the sensor wrote before it exited.
-        if tokio::time::timeout(Duration::from_secs(5), conn)
-            .await
-            .is_err()
-        {
-            tracing::warn!(sensor, "connection did not drain within 5s after exit");
+        // Read what was already written, briefly; then close from our side,
+        // so nothing the sensor left behind can dispatch in its name.
+        let mut conn = conn;
+        if tokio::time::timeout(DRAIN_AFTER_EXIT, &mut conn).await.is_err() {
+            conn.abort();
+            tracing::debug!(sensor, "connection closed {DRAIN_AFTER_EXIT:?} after the exit");
         }
         let exit = match waited {
             Ok(st) => {
@@ -623,6 +675,7 @@ impl SensorTask {
     fn attach_point(
         &self,
         ctx: &Arc<SensorContext>,
+        token: &str,
     ) -> std::io::Result<crate::attach::AttachPoint> {
         let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (ctx, deps, status, conns, count) = (
@@ -635,6 +688,7 @@ impl SensorTask {
         crate::attach::AttachPoint::open(
             &self.launcher.data_dir,
             &self.ctx.sensor_ref,
+            token,
             live,
             move |stream| {
                 let (h, join) = service::serve(stream, ctx.clone(), deps.clone(), status.clone());
