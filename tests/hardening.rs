@@ -14,7 +14,9 @@ const T: Duration = Duration::from_secs(60);
 
 fn env_with_grace(grace: u32) -> Env {
     let env = Env::new(&["tests/packs"]);
-    env.write_config(&format!("sensorcontainer:\n  stop_grace_seconds: {grace}\n"));
+    env.write_config(&format!(
+        "sensorcontainer:\n  stop_grace_seconds: {grace}\n"
+    ));
     env.register();
     env
 }
@@ -80,11 +82,121 @@ fn nothing_a_sensor_leaves_behind_can_dispatch_in_its_name() {
         "the orphan {orphan} lives on:\n{}",
         c.log()
     );
-    assert!(c.log().contains("left behind outside its process group"), "{}", c.log());
+    assert!(
+        c.log().contains("left behind outside its process group"),
+        "{}",
+        c.log()
+    );
     // ...and nothing more arrives in the sensor's name.
     let settled = env.instances_of("testpack.orphan_event").len();
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(env.instances_of("testpack.orphan_event").len(), settled);
     // The exit did not wait for a connection held open by the orphan.
     assert!(!c.log().contains("did not drain"), "{}", c.log());
+}
+
+/// Run sensorctl, killing it after `limit` (a hang fails the test instead
+/// of stalling the suite).
+fn sensorctl_within(env: &Env, args: &[&str], limit: Duration) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sensorctl"))
+        .args(env.global_args())
+        .args(args)
+        .current_dir(env.dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sensorctl {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A pack `bad` in the workspace with one sensor; `f` then breaks it.
+fn bad_pack(f: impl FnOnce(&std::path::Path)) -> Env {
+    let root = tempfile::tempdir().unwrap().keep();
+    let pack = root.join("bad");
+    std::fs::create_dir_all(pack.join("sensors")).unwrap();
+    std::fs::write(
+        pack.join("pack.yaml"),
+        "ref: bad\nname: bad\ndescription: d\nversion: 0.1.0\nauthor: t\n",
+    )
+    .unwrap();
+    std::fs::write(pack.join("sensors/s.py"), "class S(object):\n    pass\n").unwrap();
+    std::fs::write(
+        pack.join("sensors/s.yaml"),
+        "class_name: S\nentry_point: s.py\ntrigger_types:\n  - name: e\n",
+    )
+    .unwrap();
+    f(&pack);
+    Env::new(&[root.to_str().unwrap()])
+}
+
+#[test]
+fn content_files_that_are_not_regular_or_are_huge_or_too_deep_are_refused_at_once() {
+    // A FIFO as config.schema.yaml: once this hung reload for good.
+    let env = bad_pack(|p| {
+        let c = std::ffi::CString::new(p.join("config.schema.yaml").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    });
+    let out = sensorctl_within(&env, &["reload", "--register-all"], Duration::from_secs(20));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("config.schema.yaml") && err.contains("a FIFO"),
+        "{err}"
+    );
+
+    // /dev/zero behind a symlink: once this ate 2 GB.
+    let env = bad_pack(|p| {
+        std::os::unix::fs::symlink("/dev/zero", p.join("sensors/zero.yaml")).unwrap();
+    });
+    let out = sensorctl_within(&env, &["reload", "--register-all"], Duration::from_secs(20));
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("zero.yaml") && err.contains("character device"),
+        "{err}"
+    );
+
+    // Bigger than content.max_file_bytes (set low here).
+    let env = bad_pack(|p| {
+        std::fs::write(
+            p.join("sensors/huge.yaml"),
+            format!("description: \"{}\"\n", "x".repeat(300_000)),
+        )
+        .unwrap();
+    });
+    std::fs::write(&env.config_file, "content:\n  max_file_bytes: 64KiB\n").unwrap();
+    let out = sensorctl_within(&env, &["reload", "--register-all"], Duration::from_secs(20));
+    let err = stderr(&out);
+    assert!(
+        err.contains("huge.yaml") && err.contains("content.max_file_bytes (65536 bytes)"),
+        "{err}"
+    );
+
+    // 100k levels of nesting: refused before parsing (parsing took 29 s).
+    let env = bad_pack(|p| {
+        std::fs::write(p.join("sensors/deep.yaml"), "[".repeat(100_000)).unwrap();
+    });
+    let started = Instant::now();
+    let out = sensorctl_within(&env, &["reload", "--register-all"], Duration::from_secs(20));
+    let err = stderr(&out);
+    assert!(
+        err.contains("deep.yaml") && err.contains("nested deeper than 256 levels"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -93,6 +93,18 @@ pub struct FileConfig {
     /// Pack virtualenvs (`virtualenv:`).
     #[serde(default)]
     pub virtualenv: VirtualenvSection,
+    /// Reading pack content (`content:`).
+    #[serde(default)]
+    pub content: ContentSection,
+}
+
+/// `content:` — limits on reading pack files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentSection {
+    /// Largest content file (pack.yaml, sensor/trigger YAML, schema, config,
+    /// requirements.txt, entry point); bytes or e.g. "4MiB".
+    pub max_file_bytes: Option<serde_yaml::Value>,
 }
 
 /// `virtualenv:` — how `sensorctl pack setup-virtualenv` (and `reload
@@ -386,6 +398,13 @@ impl Settings {
             .or(file.log_level)
             .unwrap_or_else(|| "info".into());
 
+        if let Some(n) = size("content.max_file_bytes", &file.content.max_file_bytes)? {
+            anyhow::ensure!(
+                n >= 1024,
+                "content.max_file_bytes: must be at least 1024, got {n}"
+            );
+            content::fsread::set_max_file_bytes(n);
+        }
         let sc = file.sensorcontainer;
         let mut container = ContainerSettings::new(data_dir.clone());
         if let Some(p) = sc.python_binary {

@@ -639,16 +639,19 @@ impl Ops {
                 } else {
                     RegisterWhat::all()
                 };
-                let outcome = reload::reload(
-                    &self.settings,
-                    &self.store,
-                    ReloadMode {
-                        what,
-                        no_fail: q.no_fail,
-                        fail_on_sensor_errors: q.fail_on_sensor_errors,
-                    },
-                )
-                .map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{e:#}")))?;
+                // Reading packs and running the code check block: off the
+                // async workers, which serve sensors and the API.
+                let (settings, store) = (self.settings.clone(), self.store.clone());
+                let mode = ReloadMode {
+                    what,
+                    no_fail: q.no_fail,
+                    fail_on_sensor_errors: q.fail_on_sensor_errors,
+                };
+                let outcome =
+                    tokio::task::spawn_blocking(move || reload::reload(&settings, &store, mode))
+                        .await
+                        .map_err(internal)?
+                        .map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{e:#}")))?;
                 let applied = match &self.live {
                     Some(c) => {
                         let report = c.apply().await?;

@@ -214,7 +214,7 @@ fn failed_requirement(lines: &[String]) -> Option<String> {
 
 /// What a ready venv was made from: requirements.txt and the options.
 fn requirements_hash(path: &Path, opts: &crate::config::VirtualenvSettings) -> Result<String> {
-    let mut bytes = match std::fs::read(path) {
+    let mut bytes = match content::fsread::read_bounded(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod fsread;
 pub mod loader;
 pub mod model;
 pub mod schema;

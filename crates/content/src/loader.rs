@@ -134,11 +134,14 @@ fn yaml_files(dir: &Path, pack_ref: &str, errors: &mut Vec<ContentError>) -> Vec
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
+        // Every `*.yaml` entry, regular file or not: reading one that is a
+        // FIFO, a device or a directory is an error naming it, never a
+        // silent skip (or a hang).
         .filter(|path| {
             matches!(
                 path.extension().and_then(|e| e.to_str()),
                 Some("yaml" | "yml")
-            ) && path.is_file()
+            )
         })
         .collect();
     files.sort();

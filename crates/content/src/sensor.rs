@@ -100,11 +100,12 @@ pub(crate) fn read_sensor(file: &Path, pack_ref: &str) -> Result<ParsedSensor, C
         trigger_types.push(tt);
     }
 
-    let entry_bytes = std::fs::read(&entry_point).map_err(|source| ContentError::Read {
-        file: entry_point.clone(),
-        pack: pack_ref.to_string(),
-        source,
-    })?;
+    let entry_bytes =
+        crate::fsread::read_bounded(&entry_point).map_err(|source| ContentError::Read {
+            file: entry_point.clone(),
+            pack: pack_ref.to_string(),
+            source,
+        })?;
     let mut hasher = Md5::new();
     hasher.update(&meta_bytes);
     hasher.update(&entry_bytes);

@@ -10,7 +10,7 @@ use crate::ContentError;
 
 /// Read and parse one YAML file. Returns the raw bytes too: sensors hash them.
 pub(crate) fn read_yaml(file: &Path, pack: &str) -> Result<(Vec<u8>, Yaml), ContentError> {
-    let bytes = std::fs::read(file).map_err(|source| ContentError::Read {
+    let bytes = crate::fsread::read_bounded(file).map_err(|source| ContentError::Read {
         file: file.to_path_buf(),
         pack: pack.to_string(),
         source,
@@ -33,6 +33,18 @@ fn parse_yaml(bytes: &[u8], file: &Path, pack: &str) -> Result<Yaml, ContentErro
     // An empty file is an empty document (PyYAML's `None`), not an error.
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Yaml::Null);
+    }
+    if let Some(line) = crate::fsread::too_deep(bytes) {
+        return Err(ContentError::Yaml {
+            file: file.to_path_buf(),
+            pack: pack.to_string(),
+            line: Some(line),
+            column: None,
+            message: format!(
+                "nested deeper than {} levels",
+                crate::fsread::MAX_YAML_DEPTH
+            ),
+        });
     }
     let mut value: Yaml = serde_yaml::from_slice(bytes).map_err(yaml_error)?;
     // PyYAML resolves `<<` merge keys; real packs use them to share blocks.
