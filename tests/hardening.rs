@@ -200,3 +200,31 @@ fn content_files_that_are_not_regular_or_are_huge_or_too_deep_are_refused_at_onc
         started.elapsed()
     );
 }
+
+#[test]
+fn garbage_floods_are_summed_up_and_sensor_log_text_cannot_forge_lines() {
+    let env = env_with_grace(2);
+    let mut c = env.start_container(&["--sensor-ref", "testpack.GarbageFlood"]);
+    assert!(
+        wait_until(T, || !env
+            .instances_of("testpack.garbage_flood_event")
+            .is_empty()),
+        "{}",
+        c.log()
+    );
+    c.terminate(T);
+    let log = c.log();
+    let bad = log.matches("bad frame from sensor").count();
+    assert!(
+        (1..=40).contains(&bad),
+        "100000 bad frames gave {bad} warnings; log is {} bytes",
+        log.len()
+    );
+    assert!(log.contains("more 'bad frame' warning(s)"), "{log}");
+    assert!(log.len() < 200_000, "log of {} bytes", log.len());
+    assert!(log.contains(r"hello\n2026-01-01T00:00:00Z ERROR forged line\u{1b}[31m"), "{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "a forged line: {log}"
+    );
+}

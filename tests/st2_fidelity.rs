@@ -111,7 +111,8 @@ fn config_templates_render_from_encrypted_keys_item_defaults_fill_and_key_change
     c.wait_log("datastore key 'port'", T);
     let log = c.log();
     assert!(
-        log.contains("config.endpoint of pack 'st2compat'") || log.contains("config.port of pack 'st2compat'"),
+        log.contains("config.endpoint of pack 'st2compat'")
+            || log.contains("config.port of pack 'st2compat'"),
         "{log}"
     );
 }

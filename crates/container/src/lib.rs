@@ -16,6 +16,8 @@
 //! - [`config_template`]: StackStorm's `{{ st2kv.system.x }}` config
 //!   templates, rendered at each sensor start;
 //! - [`runtime`]: the embedded Python `st2reactor` shim and wrapper;
+//! - [`ratelimit`]: bounded warnings about what a sensor sends, escaped
+//!   sensor log text;
 //! - [`sensor_check`]: Python entry points parsed (never run) at reload.
 
 pub mod attach;
@@ -24,6 +26,7 @@ pub mod config_template;
 pub mod dispatcher;
 pub mod internal;
 pub mod kv;
+pub mod ratelimit;
 pub mod runtime;
 pub mod sensor_check;
 pub mod service;

@@ -172,6 +172,7 @@ pub fn serve(
         last_write: Wait::default(),
         batch: Vec::new(),
         handle: handle.clone(),
+        warnings: Default::default(),
     };
     let writer = tokio::spawn(write_loop(wr, rx, deps.clone(), ctx.sensor_ref.clone()));
     let join = tokio::spawn(async move {
@@ -193,6 +194,8 @@ struct Reader {
     /// (`None` for a dispatch sent as a notification).
     batch: Vec<(Option<Value>, TriggerInstance)>,
     handle: ConnectionHandle,
+    /// Budget of warnings about what this sensor sends.
+    warnings: crate::ratelimit::WarnLimiter,
 }
 
 impl Reader {
@@ -248,7 +251,9 @@ impl Reader {
                 },
                 Frame::TooLarge { len } => {
                     self.store_batch().await;
-                    tracing::warn!(sensor = %self.ctx.sensor_ref, "rejected a {len}-byte frame (limit {max_frame} bytes)");
+                    if self.warnings.allow("frame too large", &self.ctx.sensor_ref) {
+                        tracing::warn!(sensor = %self.ctx.sensor_ref, "rejected a {len}-byte frame (limit {max_frame} bytes)");
+                    }
                     let err = RpcError::new(
                         codes::FRAME_TOO_LARGE,
                         format!("frame of {len} bytes exceeds the limit of {max_frame} bytes"),
@@ -265,13 +270,17 @@ impl Reader {
             }
         }
         self.store_batch().await;
+        self.warnings.flush(&self.ctx.sensor_ref);
     }
 
     /// Handle a message that is not a dispatch (or a bad frame).
     async fn handle_message(&mut self, msg: Result<Incoming, Response>) {
         match msg {
             Err(resp) => {
-                tracing::warn!(sensor = %self.ctx.sensor_ref, "bad frame from sensor: {}", resp.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""));
+                if self.warnings.allow("bad frame", &self.ctx.sensor_ref) {
+                    let why = resp.error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
+                    tracing::warn!(sensor = %self.ctx.sensor_ref, "bad frame from sensor: {}", crate::ratelimit::escape_controls(why));
+                }
                 self.send(Outbound::Frame(resp.to_frame())).await;
             }
             Ok(Incoming::Request(req)) => {
@@ -376,7 +385,9 @@ impl Reader {
                 json!({"username": "stanley", "rbac": {"enabled": false, "is_admin": true, "roles": ["admin"]}}),
             ),
             other => {
-                tracing::warn!(sensor = %self.ctx.sensor_ref, "unknown method '{other}'");
+                if self.warnings.allow("unknown method", &self.ctx.sensor_ref) {
+                    tracing::warn!(sensor = %self.ctx.sensor_ref, "unknown method '{}'", crate::ratelimit::escape_controls(other));
+                }
                 Err(RpcError::new(
                     codes::METHOD_NOT_FOUND,
                     format!("method '{other}' not found"),
@@ -388,21 +399,30 @@ impl Reader {
     /// Parse and validate one dispatch; rejections are logged and counted.
     fn prepare(&mut self, params: Value) -> Result<TriggerInstance, RpcError> {
         let sensor = self.ctx.sensor_ref.as_str();
-        let params: DispatchParams = serde_json::from_value(params).map_err(|e| {
-            self.status.rejected.fetch_add(1, Ordering::Relaxed);
-            let err = RpcError::new(codes::INVALID_PARAMS, format!("dispatch params: {e}"));
-            tracing::warn!(sensor, "dispatch rejected: {}", err.message);
-            err
-        })?;
+        let params: DispatchParams = match serde_json::from_value(params) {
+            Ok(p) => p,
+            Err(e) => {
+                self.status.rejected.fetch_add(1, Ordering::Relaxed);
+                let err = RpcError::new(codes::INVALID_PARAMS, format!("dispatch params: {e}"));
+                if self.warnings.allow("dispatch rejected", sensor) {
+                    tracing::warn!(sensor, "dispatch rejected: {}", err.message);
+                }
+                return Err(err);
+            }
+        };
         let trigger = params.trigger.clone();
-        self.deps.dispatcher.prepare(Some(sensor), params).inspect_err(|err| {
+        let result = self.deps.dispatcher.prepare(Some(sensor), params);
+        if let Err(err) = &result {
             if err.code == codes::VALIDATION_FAILED {
                 self.status.validation_failures.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.status.rejected.fetch_add(1, Ordering::Relaxed);
             }
-            tracing::warn!(sensor, trigger = %trigger, code = err.code, "dispatch rejected: {}", err.message);
-        })
+            if self.warnings.allow("dispatch rejected", sensor) {
+                tracing::warn!(sensor, trigger = %trigger, code = err.code, "dispatch rejected: {}", err.message);
+            }
+        }
+        result
     }
 
     async fn kv(&mut self, method: &str, params: Value) -> Result<Value, RpcError> {
@@ -477,7 +497,9 @@ impl Reader {
         };
         result.map_err(|e| {
             let err = datastore_error(e);
-            tracing::warn!(sensor = %sensor, "{method} failed: {}", err.message);
+            if self.warnings.allow("datastore call failed", &sensor) {
+                tracing::warn!(sensor = %sensor, "{method} failed: {}", err.message);
+            }
             err
         })
     }
@@ -500,8 +522,14 @@ impl Reader {
 
     fn log(&self, params: &Value) {
         let sensor = self.ctx.sensor_ref.as_str();
-        let message = params.get("message").and_then(Value::as_str).unwrap_or("");
-        let logger = params.get("logger").and_then(Value::as_str).unwrap_or("");
+        // Escaped: a sensor's newline must not forge a log line of its own.
+        let message = crate::ratelimit::escape_controls(
+            params.get("message").and_then(Value::as_str).unwrap_or(""),
+        );
+        let logger = crate::ratelimit::escape_controls(
+            params.get("logger").and_then(Value::as_str).unwrap_or(""),
+        );
+        let logger = logger.as_ref();
         match params
             .get("level")
             .and_then(Value::as_str)

@@ -337,8 +337,7 @@ impl Container {
         for (sensor_ref, handles) in targets {
             let mut sent = 0;
             for h in &handles {
-                if h
-                    .notify_within(method, json!({"trigger": trigger}), NOTIFY_DEADLINE)
+                if h.notify_within(method, json!({"trigger": trigger}), NOTIFY_DEADLINE)
                     .await
                 {
                     sent += 1;
@@ -636,7 +635,10 @@ impl SensorTask {
         drop(attach);
         let leftovers = spawn::kill_tagged(&run_token);
         if leftovers > 0 {
-            tracing::warn!(sensor, "killed {leftovers} process(es) the sensor left behind outside its process group");
+            tracing::warn!(
+                sensor,
+                "killed {leftovers} process(es) the sensor left behind outside its process group"
+            );
         }
         let attached: Vec<ConnectionHandle> =
             std::mem::take(&mut *self.conn.lock().unwrap_or_else(|p| p.into_inner()));
@@ -645,9 +647,15 @@ impl SensorTask {
         // Read what was already written, briefly; then close from our side,
         // so nothing the sensor left behind can dispatch in its name.
         let mut conn = conn;
-        if tokio::time::timeout(DRAIN_AFTER_EXIT, &mut conn).await.is_err() {
+        if tokio::time::timeout(DRAIN_AFTER_EXIT, &mut conn)
+            .await
+            .is_err()
+        {
             conn.abort();
-            tracing::debug!(sensor, "connection closed {DRAIN_AFTER_EXIT:?} after the exit");
+            tracing::debug!(
+                sensor,
+                "connection closed {DRAIN_AFTER_EXIT:?} after the exit"
+            );
         }
         let exit = match waited {
             Ok(st) => {
