@@ -222,9 +222,34 @@ fn garbage_floods_are_summed_up_and_sensor_log_text_cannot_forge_lines() {
     );
     assert!(log.contains("more 'bad frame' warning(s)"), "{log}");
     assert!(log.len() < 200_000, "log of {} bytes", log.len());
-    assert!(log.contains(r"hello\n2026-01-01T00:00:00Z ERROR forged line\u{1b}[31m"), "{log}");
+    assert!(
+        log.contains(r"hello\n2026-01-01T00:00:00Z ERROR forged line\u{1b}[31m"),
+        "{log}"
+    );
     assert!(
         !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
         "a forged line: {log}"
     );
+}
+
+#[test]
+fn the_data_dir_is_owner_only_and_an_open_one_is_fixed_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(&["tests/packs"]);
+    env.register();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&env.data), 0o700);
+    assert_eq!(mode(&env.data.join("db/db")), 0o600);
+    let log = std::fs::read_dir(env.data.join("log")).unwrap().flatten().find(|e| {
+        e.file_name().to_string_lossy().ends_with(".log")
+    });
+    assert_eq!(mode(&log.unwrap().path()), 0o600);
+    // What an earlier release left: world-readable.
+    std::fs::set_permissions(&env.data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(env.data.join("db/db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.sensorctl(&["--log-level", "warn", "sensor", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("was readable by other users"), "{}", stderr(&out));
+    assert_eq!(mode(&env.data), 0o700);
+    assert_eq!(mode(&env.data.join("db/db")), 0o600);
 }

@@ -17,3 +17,13 @@ pub mod sink_cmd;
 pub mod sink_config;
 pub mod sink_ops;
 pub mod venv;
+
+/// Files this process creates are owner-only (the data directory holds
+/// every payload and datastore value); sensors get 022 back (see
+/// `container::spawn`).
+pub fn private_umask() {
+    // SAFETY: umask(2) only swaps the process's file mode mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}

@@ -105,13 +105,19 @@ mod tests {
         let mut l = WarnLimiter::default();
         let allowed = (0..1000).filter(|_| l.allow("bad frame", "p.S")).count();
         assert_eq!(allowed, PER_WINDOW as usize);
-        assert!(l.allow("dispatch rejected", "p.S"), "kinds have their own budget");
+        assert!(
+            l.allow("dispatch rejected", "p.S"),
+            "kinds have their own budget"
+        );
         assert_eq!(l.kinds["bad frame"].suppressed, 1000 - PER_WINDOW as u64);
     }
 
     #[test]
     fn control_characters_are_escaped() {
         assert_eq!(escape_controls("plain ünïcode"), "plain ünïcode");
-        assert_eq!(escape_controls("a\nERROR forged\r\t\u{1b}[31m"), "a\\nERROR forged\\r\\t\\u{1b}[31m");
+        assert_eq!(
+            escape_controls("a\nERROR forged\r\t\u{1b}[31m"),
+            "a\\nERROR forged\\r\\t\\u{1b}[31m"
+        );
     }
 }

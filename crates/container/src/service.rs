@@ -278,7 +278,11 @@ impl Reader {
         match msg {
             Err(resp) => {
                 if self.warnings.allow("bad frame", &self.ctx.sensor_ref) {
-                    let why = resp.error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
+                    let why = resp
+                        .error
+                        .as_ref()
+                        .map(|e| e.message.as_str())
+                        .unwrap_or("");
                     tracing::warn!(sensor = %self.ctx.sensor_ref, "bad frame from sensor: {}", crate::ratelimit::escape_controls(why));
                 }
                 self.send(Outbound::Frame(resp.to_frame())).await;
@@ -414,7 +418,9 @@ impl Reader {
         let result = self.deps.dispatcher.prepare(Some(sensor), params);
         if let Err(err) = &result {
             if err.code == codes::VALIDATION_FAILED {
-                self.status.validation_failures.fetch_add(1, Ordering::Relaxed);
+                self.status
+                    .validation_failures
+                    .fetch_add(1, Ordering::Relaxed);
             } else {
                 self.status.rejected.fetch_add(1, Ordering::Relaxed);
             }

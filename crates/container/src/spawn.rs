@@ -75,6 +75,9 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
     // async-signal-safe libc calls on plain integers.
     unsafe {
         cmd.pre_exec(move || {
+            // The container's own files are owner-only (umask 077); a
+            // sensor writes files the usual way.
+            libc::umask(0o022);
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
                 return Err(std::io::Error::last_os_error());
             }

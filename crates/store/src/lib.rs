@@ -25,6 +25,7 @@ pub mod datastore;
 pub mod error;
 pub mod instances;
 mod json;
+pub mod perms;
 pub mod registrar;
 pub mod registry;
 pub mod sinkstate;
@@ -108,6 +109,7 @@ impl Store {
             path: data_dir.to_path_buf(),
             source: e,
         })?;
+        perms::secure_data_dir(data_dir);
         let path = data_dir.join("db");
         let db = sled::Config::new()
             .path(&path)

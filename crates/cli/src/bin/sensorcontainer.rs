@@ -38,6 +38,7 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
+    sc_cli::private_umask();
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -4,6 +4,7 @@ use clap::Parser;
 
 fn main() {
     let cli = sc_cli::sensorctl::Cli::parse();
+    sc_cli::private_umask();
     sc_cli::logging::init(cli.global.log_level.as_deref().unwrap_or("warn"));
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
