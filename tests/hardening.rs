@@ -240,16 +240,96 @@ fn the_data_dir_is_owner_only_and_an_open_one_is_fixed_with_a_warning() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&env.data), 0o700);
     assert_eq!(mode(&env.data.join("db/db")), 0o600);
-    let log = std::fs::read_dir(env.data.join("log")).unwrap().flatten().find(|e| {
-        e.file_name().to_string_lossy().ends_with(".log")
-    });
+    let log = std::fs::read_dir(env.data.join("log"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".log"));
     assert_eq!(mode(&log.unwrap().path()), 0o600);
     // What an earlier release left: world-readable.
     std::fs::set_permissions(&env.data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(env.data.join("db/db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        env.data.join("db/db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let out = env.sensorctl(&["--log-level", "warn", "sensor", "list"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("was readable by other users"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("was readable by other users"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(mode(&env.data), 0o700);
     assert_eq!(mode(&env.data.join("db/db")), 0o600);
+}
+
+#[test]
+fn sensors_get_no_settings_of_ours_and_can_gain_no_privileges() {
+    let env = env_with_grace(2);
+    let key = env.dir.path().join("crypto.key.json");
+    let out = env.sensorctl(&[
+        "key",
+        "generate-crypto-key",
+        "--path",
+        key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut c = env.start_container_with(
+        &["--sensor-ref", "testpack.EnvProbe"],
+        &[
+            ("SENSORCONTAINER_ENCRYPTION_KEY_PATH", key.to_str().unwrap()),
+            ("SENSORCTL_API_KEY", "sck_secret"),
+        ],
+    );
+    env.wait_marker("env_probe.json", T, &mut c);
+    let probe: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.marker("env_probe.json")).unwrap())
+            .unwrap();
+    let vars = probe["env"].as_object().unwrap();
+    let ours: Vec<&String> = vars
+        .keys()
+        .filter(|k| k.starts_with("SENSORCONTAINER_") || k.starts_with("SENSORCTL_"))
+        .collect();
+    assert!(ours.is_empty(), "{ours:?}");
+    assert_eq!(vars["SENSOR_REF"], "testpack.EnvProbe");
+    assert_eq!(probe["no_new_privs"], "1");
+    assert_eq!(probe["umask"], 0o022);
+}
+
+#[test]
+fn entry_points_outside_the_pack_are_registration_errors() {
+    let env = bad_pack(|p| {
+        std::fs::write(
+            p.join("sensors/escape.yaml"),
+            "class_name: Escape\nrunner_type: exec\nentry_point: /usr/bin/touch\nargs: [/tmp/pwned]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("sensors/passwd.yaml"),
+            "class_name: Passwd\nentry_point: ../../../../../../etc/passwd\n",
+        )
+        .unwrap();
+    });
+    let out = sensorctl_within(&env, &["reload", "--register-all"], Duration::from_secs(20));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("outside the pack directory"), "{err}");
+    let out = sensorctl_within(
+        &env,
+        &["reload", "--register-all", "--register-no-fail-on-failure"],
+        Duration::from_secs(20),
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("escape.yaml") && err.contains("passwd.yaml"),
+        "{err}"
+    );
+    let sensors = env.sensorctl_json(&["sensor", "list", "--json"]);
+    let refs: Vec<&str> = sensors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs, vec!["bad.S"]);
 }

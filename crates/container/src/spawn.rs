@@ -60,6 +60,15 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
     let container_pid = std::process::id();
 
     let mut cmd = Command::new(&spec.program);
+    // A sensor gets no setting of ours: the SENSORCONTAINER_* variables
+    // (the encryption key path among them) and sensorctl's credentials
+    // stay with the container.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("SENSORCONTAINER_") || k.starts_with("SENSORCTL_") {
+            cmd.env_remove(k.as_ref());
+        }
+    }
     cmd.args(&spec.args)
         .env(protocol::RPC_FD_ENV, protocol::RPC_FD.to_string())
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -78,6 +87,11 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
             // The container's own files are owner-only (umask 077); a
             // sensor writes files the usual way.
             libc::umask(0o022);
+            // Nothing the sensor executes can gain privileges (setuid
+            // binaries, file capabilities).
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
                 return Err(std::io::Error::last_os_error());
             }

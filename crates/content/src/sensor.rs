@@ -135,7 +135,21 @@ fn entry_point(fields: &Fields) -> Result<PathBuf, ContentError> {
     let written = fields.req_str("entry_point")?;
     let base = fields.file.parent().unwrap_or(Path::new("."));
     let joined = base.join(&written);
+    // The pack directory (sensor YAML lives in `<pack>/sensors/`): an entry
+    // point, symlinks resolved, must stay inside it.
+    let pack_dir = base
+        .parent()
+        .and_then(|p| p.canonicalize().ok())
+        .unwrap_or_else(|| base.to_path_buf());
     match joined.canonicalize() {
+        Ok(path) if !path.starts_with(&pack_dir) => Err(fields.error(
+            "entry_point",
+            format!(
+                "'{written}' resolves to {}, outside the pack directory {} (entry points must stay inside their pack, symlinks included)",
+                path.display(),
+                pack_dir.display()
+            ),
+        )),
         Ok(path) if path.is_file() => Ok(path),
         Ok(path) => Err(fields.error("entry_point", format!("'{}' is not a file", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(fields.error(

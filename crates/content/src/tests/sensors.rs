@@ -332,3 +332,33 @@ fn a_trigger_type_declared_twice_registers_once_and_warns_only_when_they_differ(
     assert_eq!(event.description.as_deref(), Some("from s2"));
     assert!(event.metadata_file.ends_with("sensors/s2.yaml"));
 }
+
+#[test]
+fn entry_points_must_stay_inside_their_pack() {
+    let f = Fixture::new();
+    f.pack("p");
+    f.write("outside.py", "class S: pass\n");
+    f.sensor(
+        "p",
+        "a.yaml",
+        "class_name: A\nentry_point: ../../../outside.py\n",
+    );
+    f.sensor(
+        "p",
+        "b.yaml",
+        "class_name: B\nentry_point: /usr/bin/touch\nrunner_type: exec\n",
+    );
+    let link = f.path("packs/p/sensors/link.py");
+    std::os::unix::fs::symlink(f.path("outside.py"), &link).unwrap();
+    f.sensor("p", "c.yaml", "class_name: C\nentry_point: link.py\n");
+    let report = f.load();
+    let errs = messages(&report);
+    assert_eq!(report.errors.len(), 3, "{errs:#?}");
+    for e in &errs {
+        assert!(
+            e.contains("outside the pack directory") && e.contains("entry_point"),
+            "{e}"
+        );
+    }
+    assert!(report.packs[0].sensors.is_empty());
+}
