@@ -333,3 +333,34 @@ fn entry_points_outside_the_pack_are_registration_errors() {
         .collect();
     assert_eq!(refs, vec!["bad.S"]);
 }
+
+fn grandkids(env: &Env) -> Vec<u32> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.marker("grandkids.json")).unwrap())
+            .unwrap();
+    vec![
+        v["plain"].as_u64().unwrap() as u32,
+        v["daemon"].as_u64().unwrap() as u32,
+    ]
+}
+
+#[test]
+fn no_process_of_a_sensor_outlives_the_container_not_even_kill_9() {
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let env = env_with_grace(2);
+        let mut c = env.start_container(&["--sensor-ref", "testpack.Grandkids"]);
+        env.wait_marker("grandkids.json", T, &mut c);
+        let pids = grandkids(&env);
+        assert!(pids.iter().all(|p| pid_alive(*p)), "{pids:?}");
+        c.signal(signal);
+        c.wait_exit(Duration::from_secs(10));
+        assert!(
+            wait_until(Duration::from_secs(5), || pids
+                .iter()
+                .all(|p| !pid_alive(*p))),
+            "after signal {signal}, still alive: {:?}\n{}",
+            pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>(),
+            c.log()
+        );
+    }
+}

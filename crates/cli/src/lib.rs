@@ -11,6 +11,7 @@ pub mod openstack_cmd;
 pub mod openstack_ops;
 pub mod ops;
 pub mod output;
+pub mod reaper;
 pub mod reload;
 pub mod sensorctl;
 pub mod sink_cmd;

@@ -68,6 +68,10 @@ pub struct ContainerSettings {
     pub encryption_key_path: Option<PathBuf>,
     /// Per-sensor overrides of `restart` and `stop_grace`, by sensor ref.
     pub per_sensor: std::collections::BTreeMap<String, SensorPolicy>,
+    /// This container run's id, given to every sensor process as
+    /// `SENSOR_CONTAINER_ID` so the reaper can find them all if the
+    /// container dies (see the cli's `reaper`).
+    pub instance_id: Option<String>,
 }
 
 impl ContainerSettings {
@@ -81,6 +85,7 @@ impl ContainerSettings {
             restart: RestartPolicy::default(),
             encryption_key_path: None,
             per_sensor: Default::default(),
+            instance_id: None,
         }
     }
 

@@ -20,6 +20,9 @@ use tokio::process::{Child, Command};
 
 use crate::status::SensorStatus;
 
+/// Environment variable marking every sensor process of one container run.
+pub const CONTAINER_ID_ENV: &str = "SENSOR_CONTAINER_ID";
+
 /// Longest stdout/stderr line logged; longer ones are summarized.
 const MAX_LOG_LINE: usize = 16 * 1024;
 
@@ -225,7 +228,14 @@ async fn capture<R: AsyncRead + Unpin + Send + 'static>(
 /// `SENSOR_RPC_TOKEN=<token>` (what a sensor start left behind outside its
 /// process group: `setsid` daemons, double forks). Returns how many.
 pub fn kill_tagged(token: &str) -> usize {
-    let needle = format!("{}={token}", protocol::RPC_TOKEN_ENV);
+    kill_with_env(protocol::RPC_TOKEN_ENV, token)
+}
+
+/// SIGKILL every process (but this one) whose initial environment holds
+/// `var=value`; processes of other users cannot be read and are skipped.
+/// Returns how many were signalled.
+pub fn kill_with_env(var: &str, value: &str) -> usize {
+    let needle = format!("{var}={value}");
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
@@ -238,7 +248,6 @@ pub fn kill_tagged(token: &str) -> usize {
         if pid == me {
             continue;
         }
-        // Unreadable (another user's process, gone): not ours to kill.
         let Ok(environ) = std::fs::read(e.path().join("environ")) else {
             continue;
         };

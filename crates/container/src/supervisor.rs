@@ -63,6 +63,8 @@ struct Launcher {
     runtime_dir: PathBuf,
     /// For pack virtualenvs (`<data_dir>/virtualenvs/<pack>`).
     data_dir: PathBuf,
+    /// `SENSOR_CONTAINER_ID` of every sensor process.
+    instance_id: Option<String>,
 }
 
 /// One supervised sensor.
@@ -141,6 +143,7 @@ impl Container {
         });
         let runtime_dir = runtime::install(&settings.data_dir)?;
         let data_dir = settings.data_dir.clone();
+        let instance_id = settings.instance_id.clone();
         let python = runtime::resolve_python(&settings.python_binary).map_err(|e| e.to_string());
         if let Ok(p) = &python {
             runtime::precompile(&runtime_dir, p);
@@ -156,6 +159,7 @@ impl Container {
                 python,
                 runtime_dir,
                 data_dir,
+                instance_id,
             },
             selection,
             single_sensor_mode,
@@ -751,6 +755,9 @@ impl SensorTask {
             ("SENSOR_PACK".to_string(), ctx.pack.clone()),
             ("SENSOR_CLASS_NAME".to_string(), ctx.class_name.clone()),
         ];
+        if let Some(id) = &self.launcher.instance_id {
+            env.push((crate::spawn::CONTAINER_ID_ENV.to_string(), id.clone()));
+        }
         let (program, args): (PathBuf, Vec<OsString>) = match ctx.runner_type {
             RunnerType::Exec => (
                 ctx.entry_point.clone(),

@@ -61,6 +61,8 @@ fn run(cli: Cli) -> Result<i32> {
             sc_cli::config::listen_addrs("--api-listen", std::slice::from_ref(l))?;
     }
     sc_cli::logging::init(&settings.log_level);
+    // Before any thread: the reaper is forked from a single-threaded process.
+    settings.container.instance_id = Some(sc_cli::reaper::start());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
