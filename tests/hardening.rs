@@ -364,3 +364,118 @@ fn no_process_of_a_sensor_outlives_the_container_not_even_kill_9() {
         );
     }
 }
+
+#[test]
+fn dispatch_is_as_strict_as_kv_and_core_triggers_are_the_containers_own() {
+    let env = env_with_grace(2);
+    let mut c = env.start_container(&["--sensor-ref", "testpack.StrictDispatch"]);
+    env.wait_marker("strict_dispatch.json", T, &mut c);
+    let a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.marker("strict_dispatch.json")).unwrap())
+            .unwrap();
+    for (case, needle) in [
+        ("positional", "positional"),
+        ("unknown_field", "unknown field 'urgent'"),
+        ("bad_trace_context", "trace_context must be an object"),
+        ("core_trigger", "container's own triggers"),
+    ] {
+        assert_eq!(a[case]["error"]["code"], -32602, "{case}: {}", a[case]);
+        assert!(
+            a[case]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{case}: {}",
+            a[case]
+        );
+    }
+    assert!(a["good"]["result"].is_object(), "{}", a["good"]);
+    assert!(env
+        .instances_of("core.st2.key_value_pair.create")
+        .is_empty());
+}
+
+#[test]
+fn bad_log_levels_ttls_and_key_loads_are_refused_and_one_bad_secret_hides_nothing() {
+    let env = Env::new(&["tests/packs"]);
+    let out = env.sensorctl(&["--log-level", "verbose", "sensor", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("error, warn, info, debug, trace"),
+        "{}",
+        stderr(&out)
+    );
+    env.register();
+    let ok = env.sensorctl(&["--log-level", "warning", "key", "list"]);
+    assert!(ok.status.success(), "warning is warn: {}", stderr(&ok));
+    let out = env.sensorctl(&["key", "set", "k", "v", "--ttl", "18446744073709551615"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("the limit is"), "{}", stderr(&out));
+
+    let dir = env.dir.path();
+    let big = dir.join("big.json");
+    std::fs::write(&big, serde_json::json!([{"name": "big", "value": "v".repeat(300 * 1024), "scope": "system", "secret": false}]).to_string()).unwrap();
+    let out = env.sensorctl(&["key", "load", big.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the limit is 262144"),
+        "{}",
+        stderr(&out)
+    );
+    let nothex = dir.join("nothex.json");
+    std::fs::write(
+        &nothex,
+        r#"[{"name": "s", "value": "not hex!", "scope": "system", "secret": true}]"#,
+    )
+    .unwrap();
+    let out = env.sensorctl(&["key", "load", nothex.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("hex ciphertext"), "{}", stderr(&out));
+
+    // One secret that does not decrypt (loaded from elsewhere): the others
+    // still list, and it says why.
+    let key = dir.join("crypto.key.json");
+    let out = env.sensorctl(&[
+        "key",
+        "generate-crypto-key",
+        "--path",
+        key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kp = key.to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let out = env.sensorctl(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    ok(&[
+        "--encryption-key-path",
+        kp,
+        "key",
+        "set",
+        "good",
+        "plain-good",
+        "--encrypt",
+    ]);
+    let foreign = dir.join("foreign.json");
+    std::fs::write(&foreign, r#"[{"name": "foreign", "value": "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789", "scope": "system", "secret": true}]"#).unwrap();
+    ok(&["key", "load", foreign.to_str().unwrap()]);
+    let listed = env.sensorctl_json(&[
+        "--encryption-key-path",
+        kp,
+        "key",
+        "list",
+        "--decrypt",
+        "--json",
+    ]);
+    let by_name = |n: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_name("good")["value"], "plain-good");
+    assert!(by_name("foreign")["decrypt_error"].is_string(), "{listed}");
+}

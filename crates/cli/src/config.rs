@@ -397,6 +397,7 @@ impl Settings {
             .clone()
             .or(file.log_level)
             .unwrap_or_else(|| "info".into());
+        let log_level = crate::logging::check_level(&log_level).map_err(|e| anyhow::anyhow!(e))?;
 
         if let Some(n) = size("content.max_file_bytes", &file.content.max_file_bytes)? {
             anyhow::ensure!(

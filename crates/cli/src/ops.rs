@@ -480,10 +480,27 @@ impl Ops {
                     q.prefix.as_deref().unwrap_or(""),
                     0,
                     None,
-                    q.decrypt,
+                    false,
                 )?;
+                // Decrypt one by one: a key that cannot be decrypted is
+                // shown encrypted with the reason, never hides the others.
                 Ok(Value::Array(
-                    items.iter().map(|k| k.to_api(false)).collect(),
+                    items
+                        .into_iter()
+                        .map(|mut k| {
+                            if !(q.decrypt && k.secret) {
+                                return k.to_api(false);
+                            }
+                            match self.kv.datastore.decrypt(&mut k) {
+                                Ok(()) => k.to_api(false),
+                                Err(e) => {
+                                    let mut v = k.to_api(false);
+                                    v["decrypt_error"] = json!(e.to_string());
+                                    v
+                                }
+                            }
+                        })
+                        .collect(),
                 ))
             }
             "key.get" => {
@@ -543,6 +560,32 @@ impl Ops {
                             OpErrorKind::Invalid,
                             format!("item {i}: bad key name {:?}; nothing was loaded", k.name),
                         ));
+                    }
+                    // The same limits as `key set`: a load is no way around them.
+                    let bad = |why: String| {
+                        OpError::new(
+                            OpErrorKind::Invalid,
+                            format!("item {i} ('{}'): {why}; nothing was loaded", k.name),
+                        )
+                    };
+                    if k.value.len() > store::datastore::MAX_VALUE_BYTES * 2 + 64 {
+                        return Err(bad(format!(
+                            "the value is {} bytes long; the limit is {} (ciphertext: about twice that)",
+                            k.value.len(),
+                            store::datastore::MAX_VALUE_BYTES
+                        )));
+                    }
+                    if !k.secret && k.value.len() > store::datastore::MAX_VALUE_BYTES {
+                        return Err(bad(format!(
+                            "the value is {} bytes long; the limit is {}",
+                            k.value.len(),
+                            store::datastore::MAX_VALUE_BYTES
+                        )));
+                    }
+                    if k.secret
+                        && (k.value.is_empty() || !k.value.bytes().all(|b| b.is_ascii_hexdigit()))
+                    {
+                        return Err(bad("a secret's value must be its hex ciphertext (as `key export` writes it)".into()));
                     }
                 }
                 let n = q.items.len();

@@ -110,6 +110,18 @@ impl Dispatcher {
         let catalog = self.catalog();
         let resolved = catalog.resolve(&params.trigger)?;
         let entry = resolved.entry;
+        // The core pack's triggers (process_spawn, key_value_pair.*,
+        // webhooks, receivers, notifications) are the container's own
+        // record: a sensor cannot forge them.
+        if sensor.is_some() && entry.trigger_type.pack == "core" {
+            return Err(RpcError::new(
+                codes::INVALID_PARAMS,
+                format!(
+                    "{} is one of the container's own triggers (pack core): sensors cannot dispatch it",
+                    entry.trigger_type.type_ref
+                ),
+            ));
+        }
         if let Some(err) = &entry.schema_error {
             return Err(RpcError::new(
                 codes::INTERNAL_ERROR,

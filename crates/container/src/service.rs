@@ -403,6 +403,16 @@ impl Reader {
     /// Parse and validate one dispatch; rejections are logged and counted.
     fn prepare(&mut self, params: Value) -> Result<TriggerInstance, RpcError> {
         let sensor = self.ctx.sensor_ref.as_str();
+        // As strict as kv.*: named params only, no unknown fields, a
+        // trace_context that is an object.
+        if let Err(why) = check_dispatch_shape(&params) {
+            self.status.rejected.fetch_add(1, Ordering::Relaxed);
+            let err = RpcError::new(codes::INVALID_PARAMS, format!("dispatch params: {why}"));
+            if self.warnings.allow("dispatch rejected", sensor) {
+                tracing::warn!(sensor, "dispatch rejected: {}", err.message);
+            }
+            return Err(err);
+        }
         let params: DispatchParams = match serde_json::from_value(params) {
             Ok(p) => p,
             Err(e) => {
@@ -654,6 +664,34 @@ impl KvParams {
                 format!("\"{field}\" must be a non-negative integer, got {other}"),
             )),
         }
+    }
+}
+
+/// The shape `dispatch` params must have: an object with `trigger` and
+/// only `payload`, `trace_tag`, `trace_context` besides; `trace_context` an
+/// object or null.
+fn check_dispatch_shape(params: &Value) -> Result<(), String> {
+    let Some(obj) = params.as_object() else {
+        return Err(format!(
+            "expected an object {{\"trigger\", \"payload\", ...}} (named params), got {}",
+            match params {
+                Value::Array(_) => "an array (positional params)",
+                Value::Null => "nothing",
+                _ => "a scalar",
+            }
+        ));
+    };
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["trigger", "payload", "trace_tag", "trace_context"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "unknown field '{k}' (expected trigger, payload, trace_tag, trace_context)"
+        ));
+    }
+    match obj.get("trace_context") {
+        None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
+        Some(_) => Err("trace_context must be an object or null".into()),
     }
 }
 

@@ -26,6 +26,9 @@ pub const MAX_NAME_BYTES: usize = 1024;
 /// Longest value, in bytes (before encryption). Leaves room under the
 /// default 1 MiB frame for the JSON-RPC envelope and escaping.
 pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+/// Longest TTL accepted: 10 years, in seconds (a larger one was shown as
+/// "no expiry" once it overflowed).
+pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
 /// What secret values look like in events and masked listings.
 pub const MASK: &str = "********";
 
@@ -247,6 +250,11 @@ impl Datastore {
         } else {
             value.to_string()
         };
+        if let Some(t) = ttl.filter(|t| *t > MAX_TTL_SECONDS) {
+            return Err(StoreError::Invalid(format!(
+                "ttl of '{name}' is {t} seconds; the limit is {MAX_TTL_SECONDS} (10 years)"
+            )));
+        }
         let now = now_ms();
         let expire_at_ms = ttl
             .filter(|t| *t > 0)
