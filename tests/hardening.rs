@@ -479,3 +479,44 @@ fn bad_log_levels_ttls_and_key_loads_are_refused_and_one_bad_secret_hides_nothin
     assert_eq!(by_name("good")["value"], "plain-good");
     assert!(by_name("foreign")["decrypt_error"].is_string(), "{listed}");
 }
+
+#[test]
+fn a_sensor_with_run_as_nobody_runs_as_nobody_with_its_limits_and_cannot_read_the_data() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: run_as needs the container to run as root");
+        return;
+    }
+    let env = Env::new(&["tests/packs"]);
+    env.write_config(
+        "sensorcontainer:\n  stop_grace_seconds: 2\n  run_as: nobody\n  limits:\n    nofile: 64\n",
+    );
+    env.register();
+    // nobody may reach the out dir, nothing else of the workspace.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(&env.out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut c = env.start_container(&["--sensor-ref", "testpack.WhoAmI"]);
+    env.wait_marker("whoami.txt", T, &mut c);
+    let who = std::fs::read_to_string(env.marker("whoami.txt")).unwrap();
+    let nobody = nix_like_uid("nobody");
+    assert!(who.contains(&format!("uid={nobody}")), "{who}");
+    assert!(
+        !who.contains("groups=0") && !who.contains(" 0 "),
+        "root's groups were kept: {who}"
+    );
+    assert!(
+        who.contains("db=denied") && who.contains("conf=denied"),
+        "{who}"
+    );
+    assert!(who.contains("nofile=64"), "{who}");
+}
+
+/// A user's uid, from `id -u USER`.
+fn nix_like_uid(user: &str) -> String {
+    let out = std::process::Command::new("id")
+        .args(["-u", user])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

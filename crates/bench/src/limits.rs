@@ -110,6 +110,8 @@ if batch:
         args: vec!["-c".into(), script.into()],
         env: vec![],
         cwd: None,
+        run_as: None,
+        limits: Default::default(),
     };
     let status = Arc::new(container::status::SensorStatus::default());
     let mut spawned = container::spawn::spawn(&spec, status)?;

@@ -318,9 +318,24 @@ pub struct SensorContainerSection {
     pub max_frame_bytes: Option<usize>,
     #[serde(default)]
     pub restart: RestartSection,
+    /// `USER[:GROUP]` every sensor runs as (the container must be root).
+    pub run_as: Option<String>,
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// Per-sensor overrides, by sensor ref.
     #[serde(default)]
     pub sensors: std::collections::BTreeMap<String, SensorSection>,
+}
+
+/// `limits:` — resource limits of a sensor process.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub nofile: Option<u64>,
+    pub nproc: Option<u64>,
+    /// Address space: bytes or e.g. "2GiB".
+    pub as_bytes: Option<serde_yaml::Value>,
+    pub cpu_seconds: Option<u64>,
 }
 
 /// One entry of `sensorcontainer.sensors:`; unset keys fall back to the
@@ -331,6 +346,8 @@ pub struct SensorSection {
     pub stop_grace_seconds: Option<f64>,
     #[serde(default)]
     pub restart: RestartSection,
+    pub run_as: Option<String>,
+    pub limits: Option<LimitsSection>,
 }
 
 /// The `sensorcontainer.restart:` section.
@@ -426,6 +443,10 @@ impl Settings {
             &sc.restart,
             &RestartPolicy::default(),
         )?;
+        if let Some(spec) = &sc.run_as {
+            container.run_as = Some(run_as("sensorcontainer.run_as", spec)?);
+        }
+        container.limits = limits("sensorcontainer.limits", &sc.limits)?;
         for (sensor_ref, section) in &sc.sensors {
             let key = format!("sensorcontainer.sensors.{sensor_ref}");
             let restart = restart_policy(
@@ -438,11 +459,21 @@ impl Settings {
                 section.stop_grace_seconds,
             )?
             .unwrap_or(container.stop_grace);
+            let run_as = match &section.run_as {
+                Some(spec) => Some(run_as(&format!("{key}.run_as"), spec)?),
+                None => container.run_as.clone(),
+            };
+            let limits = match &section.limits {
+                Some(l) => limits(&format!("{key}.limits"), l)?,
+                None => container.limits.clone(),
+            };
             container.per_sensor.insert(
                 sensor_ref.clone(),
                 SensorPolicy {
                     restart,
                     stop_grace,
+                    run_as,
+                    limits,
                 },
             );
         }
@@ -547,6 +578,62 @@ fn api_settings(a: &ApiSection) -> Result<api::ApiSettings> {
         o.max_body_bytes = b as usize;
     }
     Ok(o)
+}
+
+/// Resolve `USER[:GROUP]` (names or numbers) to ids; the group defaults to
+/// the user's primary group.
+fn run_as(key: &str, spec: &str) -> Result<container::RunAs> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u.trim(), Some(g.trim())),
+        None => (spec.trim(), None),
+    };
+    let found = match user.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+        Err(_) => nix::unistd::User::from_name(user),
+    }
+    .with_context(|| format!("{key}: cannot look up user '{user}'"))?
+    .with_context(|| format!("{key}: no user '{user}' on this host"))?;
+    let gid = match group {
+        None => found.gid.as_raw(),
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => nix::unistd::Group::from_name(g)
+                .with_context(|| format!("{key}: cannot look up group '{g}'"))?
+                .with_context(|| format!("{key}: no group '{g}' on this host"))?
+                .gid
+                .as_raw(),
+        },
+    };
+    Ok(container::RunAs {
+        name: spec.to_string(),
+        uid: found.uid.as_raw(),
+        gid,
+    })
+}
+
+fn limits(key: &str, l: &LimitsSection) -> Result<container::Limits> {
+    for (name, v) in [
+        ("nofile", l.nofile),
+        ("nproc", l.nproc),
+        ("cpu_seconds", l.cpu_seconds),
+    ] {
+        anyhow::ensure!(v != Some(0), "{key}.{name}: must be at least 1");
+    }
+    anyhow::ensure!(
+        l.nofile.is_none_or(|n| n >= 16),
+        "{key}.nofile: at least 16 (the runtime itself needs a few)"
+    );
+    let as_bytes = size(&format!("{key}.as_bytes"), &l.as_bytes)?;
+    anyhow::ensure!(
+        as_bytes.is_none_or(|b| b >= 64 * 1024 * 1024),
+        "{key}.as_bytes: at least 64MiB (an interpreter does not start in less)"
+    );
+    Ok(container::Limits {
+        nofile: l.nofile,
+        nproc: l.nproc,
+        as_bytes,
+        cpu_seconds: l.cpu_seconds,
+    })
 }
 
 fn virtualenv_settings(v: &VirtualenvSection) -> Result<VirtualenvSettings> {

@@ -35,5 +35,5 @@ pub mod spawn;
 pub mod status;
 pub mod supervisor;
 
-pub use settings::{ContainerSettings, RestartPolicy, SensorPolicy};
+pub use settings::{ContainerSettings, Limits, RestartPolicy, RunAs, SensorPolicy};
 pub use supervisor::{ApplyReport, Container, ContainerError, Selection};

@@ -26,6 +26,21 @@ pub enum RuntimeError {
     Interpreter { binary: String, reason: String },
 }
 
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up(&e.path());
+        } else {
+            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644));
+        }
+    }
+}
+
 /// Write the runtime files (if this version is not there yet) and return
 /// the directory.
 pub fn install(data_dir: &Path) -> Result<PathBuf, RuntimeError> {
@@ -57,6 +72,9 @@ pub fn install(data_dir: &Path) -> Result<PathBuf, RuntimeError> {
         }
         std::fs::write(&path, body).map_err(werr(&path))?;
     }
+    // Program code, not secrets: readable by a `run_as` sensor's user
+    // whatever the container's umask.
+    open_up(&tmp);
     match std::fs::rename(&tmp, &dir) {
         Ok(()) => Ok(dir),
         // Another container won the race: its copy is identical.

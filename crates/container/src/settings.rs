@@ -43,12 +43,39 @@ impl RestartPolicy {
     }
 }
 
-/// How one sensor is restarted and stopped.
+/// The user a sensor runs as (`run_as: USER[:GROUP]`), resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    /// As written.
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Resource limits of a sensor process (`limits:`), applied with
+/// `setrlimit` before it runs; `None` leaves the container's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// RLIMIT_NOFILE.
+    pub nofile: Option<u64>,
+    /// RLIMIT_NPROC (processes of the sensor's user).
+    pub nproc: Option<u64>,
+    /// RLIMIT_AS, bytes.
+    pub as_bytes: Option<u64>,
+    /// RLIMIT_CPU, seconds.
+    pub cpu_seconds: Option<u64>,
+}
+
+/// How one sensor is restarted, stopped and confined.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SensorPolicy {
     pub restart: RestartPolicy,
     /// Time between shutdown/SIGTERM and SIGKILL.
     pub stop_grace: Duration,
+    /// Drop to this user (the container must be root).
+    pub run_as: Option<RunAs>,
+    /// Resource limits.
+    pub limits: Limits,
 }
 
 /// Everything the container needs to run sensors.
@@ -66,8 +93,13 @@ pub struct ContainerSettings {
     pub restart: RestartPolicy,
     /// AES-256-GCM key file for datastore secrets (`None`: secrets refused).
     pub encryption_key_path: Option<PathBuf>,
-    /// Per-sensor overrides of `restart` and `stop_grace`, by sensor ref.
+    /// Per-sensor overrides of `restart`, `stop_grace`, `run_as` and
+    /// `limits`, by sensor ref.
     pub per_sensor: std::collections::BTreeMap<String, SensorPolicy>,
+    /// `sensorcontainer.run_as`: every sensor's user unless overridden.
+    pub run_as: Option<RunAs>,
+    /// `sensorcontainer.limits`: every sensor's limits unless overridden.
+    pub limits: Limits,
     /// This container run's id, given to every sensor process as
     /// `SENSOR_CONTAINER_ID` so the reaper can find them all if the
     /// container dies (see the cli's `reaper`).
@@ -85,6 +117,8 @@ impl ContainerSettings {
             restart: RestartPolicy::default(),
             encryption_key_path: None,
             per_sensor: Default::default(),
+            run_as: None,
+            limits: Limits::default(),
             instance_id: None,
         }
     }
@@ -97,6 +131,8 @@ impl ContainerSettings {
             .unwrap_or_else(|| SensorPolicy {
                 restart: self.restart.clone(),
                 stop_grace: self.stop_grace,
+                run_as: self.run_as.clone(),
+                limits: self.limits.clone(),
             })
     }
 }

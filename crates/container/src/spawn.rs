@@ -34,6 +34,10 @@ pub struct SpawnSpec {
     pub args: Vec<OsString>,
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
+    /// Drop to this user before exec (the container must be root).
+    pub run_as: Option<crate::settings::RunAs>,
+    /// Resource limits set before exec.
+    pub limits: crate::settings::Limits,
 }
 
 impl SpawnSpec {
@@ -61,6 +65,30 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
     parent_end.set_nonblocking(true)?;
     let child_fd = child_end.as_raw_fd();
     let container_pid = std::process::id();
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    let run_as = match &spec.run_as {
+        // Already that user: nothing to drop.
+        Some(r) if root || r.uid != unsafe { libc::geteuid() } => {
+            if !root {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("run_as {} needs the container to run as root", r.name),
+                ));
+            }
+            Some((r.uid, r.gid))
+        }
+        _ => None,
+    };
+    let rlimits: Vec<(libc::__rlimit_resource_t, u64)> = [
+        (libc::RLIMIT_NOFILE, spec.limits.nofile),
+        (libc::RLIMIT_NPROC, spec.limits.nproc),
+        (libc::RLIMIT_AS, spec.limits.as_bytes),
+        (libc::RLIMIT_CPU, spec.limits.cpu_seconds),
+    ]
+    .into_iter()
+    .filter_map(|(r, v)| v.map(|v| (r, v)))
+    .collect();
 
     let mut cmd = Command::new(&spec.program);
     // A sensor gets no setting of ours: the SENSORCONTAINER_* variables
@@ -90,6 +118,25 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
             // The container's own files are owner-only (umask 077); a
             // sensor writes files the usual way.
             libc::umask(0o022);
+            // Limits first (as root they may be raised), then the user:
+            // groups, gid, uid, in that order, so nothing is kept.
+            for (resource, value) in &rlimits {
+                let lim = libc::rlimit {
+                    rlim_cur: *value,
+                    rlim_max: *value,
+                };
+                if libc::setrlimit(*resource, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some((uid, gid)) = run_as {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             // Nothing the sensor executes can gain privileges (setuid
             // binaries, file capabilities).
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0 {

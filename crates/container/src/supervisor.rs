@@ -142,6 +142,15 @@ impl Container {
             max_frame_bytes: settings.max_frame_bytes,
         });
         let runtime_dir = runtime::install(&settings.data_dir)?;
+        if settings.run_as.is_some() || settings.per_sensor.values().any(|p| p.run_as.is_some()) {
+            // Sensors of another user reach the runtime (0755) through the
+            // data dir, which they may traverse but not list (0711); the
+            // database and the log stay 0700.
+            use std::os::unix::fs::PermissionsExt;
+            for d in [settings.data_dir.clone(), settings.data_dir.join("runtime")] {
+                let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711));
+            }
+        }
         let data_dir = settings.data_dir.clone();
         let instance_id = settings.instance_id.clone();
         let python = runtime::resolve_python(&settings.python_binary).map_err(|e| e.to_string());
@@ -802,6 +811,8 @@ impl SensorTask {
             args,
             env,
             cwd: None,
+            run_as: self.policy.run_as.clone(),
+            limits: self.policy.limits.clone(),
         })
     }
 }

@@ -17,10 +17,13 @@ fn tighten(path: &Path, is_dir: bool, fixed: &mut usize) {
         return;
     }
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 == 0 {
+    // Directories may stay traversable (0711: `run_as` sensors reach the
+    // runtime through the data dir); nothing may be readable or writable.
+    let exposed = if is_dir { mode & 0o066 } else { mode & 0o077 };
+    if exposed == 0 {
         return;
     }
-    let wanted = if is_dir { 0o700 } else { mode & 0o700 };
+    let wanted = if is_dir { mode & 0o711 } else { mode & 0o700 };
     if std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted)).is_ok() {
         *fixed += 1;
     }
