@@ -234,7 +234,15 @@ fn concurrent_set_value_from_several_sensors_loses_nothing() {
         env.wait_marker(m, T, &mut c);
     }
     assert!(c.terminate(T).success());
-    let keys = env.sensorctl_json(&["key", "list", "--prefix", "shared.Concurrent", "--json"]);
+    let keys = env.sensorctl_json(&[
+        "key",
+        "list",
+        "--prefix",
+        "shared.Concurrent",
+        "--limit",
+        "0",
+        "--json",
+    ]);
     let keys = keys.as_array().unwrap();
     assert_eq!(keys.len(), 600);
     for k in keys {

@@ -520,3 +520,28 @@ fn nix_like_uid(user: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+#[test]
+fn lists_have_a_default_limit_and_say_when_there_is_more() {
+    let env = Env::new(&["tests/packs"]);
+    env.register();
+    let items: Vec<serde_json::Value> = (0..60)
+        .map(|n| serde_json::json!({"name": format!("k{n:02}"), "value": "v", "scope": "system", "secret": false}))
+        .collect();
+    let file = env.dir.path().join("keys.json");
+    std::fs::write(&file, serde_json::Value::Array(items).to_string()).unwrap();
+    let out = env.sensorctl(&["key", "load", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.sensorctl(&["key", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 50);
+    assert!(
+        stderr(&out).contains("--limit 0 for all"),
+        "{}",
+        stderr(&out)
+    );
+    let all = env.sensorctl_json(&["key", "list", "--limit", "0", "--json"]);
+    assert_eq!(all.as_array().unwrap().len(), 60);
+    let some = env.sensorctl_json(&["key", "list", "--limit", "7", "--json"]);
+    assert_eq!(some.as_array().unwrap().len(), 7);
+}

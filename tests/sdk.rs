@@ -71,11 +71,11 @@ fn rust_sensor_env() -> &'static [(String, String)] {
         assert!(bin.is_file(), "{} was not built", bin.display());
         vec![
             (
-                "SENSORCONTAINER_TARGET_DIR".to_string(),
+                "RUST_SENSOR_TARGET_DIR".to_string(),
                 target.display().to_string(),
             ),
             // Exactly the binary just built, not an older one of another profile.
-            ("SENSORCONTAINER_PROFILE".to_string(), profile),
+            ("RUST_SENSOR_PROFILE".to_string(), profile),
         ]
     })
 }
@@ -209,7 +209,7 @@ fn rust_sensor_script_explains_a_missing_build() {
             "examples.RustSensor",
             "--single-sensor-mode",
         ],
-        &[("SENSORCONTAINER_TARGET_DIR", empty.path().to_str().unwrap())],
+        &[("RUST_SENSOR_TARGET_DIR", empty.path().to_str().unwrap())],
     );
     let status = c.wait_exit(T);
     assert_eq!(status.code(), Some(1), "{}", c.log());

@@ -24,6 +24,9 @@ pub enum KeyCmd {
         /// system or user
         #[arg(long, default_value = "system")]
         scope: String,
+        /// At most this many (0 = all)
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -98,14 +101,18 @@ pub async fn run(backend: &Backend, cmd: KeyCmd) -> Result<()> {
             prefix,
             decrypt,
             scope,
+            limit,
             json,
         } => {
-            let v = backend
+            // One more than shown: tells whether there are more.
+            let ask = if limit == 0 { 0 } else { limit + 1 };
+            let mut v = backend
                 .call(
                     "key.list",
-                    json!({"prefix": prefix, "decrypt": decrypt, "scope": scope}),
+                    json!({"prefix": prefix, "decrypt": decrypt, "scope": scope, "limit": ask}),
                 )
                 .await?;
+            crate::output::trim_to_limit(&mut v, limit, "keys");
             table_or_json(json, &v, &["NAME", "VALUE", "SECRET", "EXPIRES"], |k| {
                 vec![
                     s(&k["name"]),

@@ -181,6 +181,19 @@ struct KeyListParams {
     #[serde(default)]
     decrypt: bool,
     scope: Option<String>,
+    /// Default 50; 0 = all.
+    limit: Option<usize>,
+}
+
+/// What a list operation returns when it is not given a limit.
+const DEFAULT_LIST_LIMIT: usize = 50;
+
+/// `limit` as the list operations take it: absent = the default, 0 = all.
+fn list_limit(limit: Option<usize>) -> Option<usize> {
+    match limit.unwrap_or(DEFAULT_LIST_LIMIT) {
+        0 => None,
+        n => Some(n),
+    }
 }
 
 #[derive(Deserialize)]
@@ -206,6 +219,8 @@ struct TriggerParams {
     type_ref: Option<String>,
     id: Option<String>,
     parameters: Option<Value>,
+    /// `trigger.list`: default 50; 0 = all.
+    limit: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -479,7 +494,7 @@ impl Ops {
                     scope(&q.scope)?,
                     q.prefix.as_deref().unwrap_or(""),
                     0,
-                    None,
+                    list_limit(q.limit),
                     false,
                 )?;
                 // Decrypt one by one: a key that cannot be decrypted is
@@ -602,6 +617,7 @@ impl Ops {
                     .triggers()?
                     .into_iter()
                     .filter(|t| q.type_ref.as_ref().is_none_or(|ty| *ty == t.type_ref))
+                    .take(list_limit(q.limit).unwrap_or(usize::MAX))
                     .collect();
                 to_json(&list)
             }

@@ -63,3 +63,16 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 pub fn or_dash<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
+
+/// Keep the first `limit` items of the list `v` (0 = all) and say on
+/// stderr when there were more (`what` names them).
+pub fn trim_to_limit(v: &mut serde_json::Value, limit: usize, what: &str) {
+    if let Some(items) = v.as_array_mut() {
+        if limit > 0 && items.len() > limit {
+            items.truncate(limit);
+            eprintln!(
+                "note: showing the first {limit} {what}; --limit N for more, --limit 0 for all"
+            );
+        }
+    }
+}

@@ -228,6 +228,9 @@ pub enum TriggerCmd {
         /// Only triggers of this type
         #[arg(long = "type", value_name = "REF")]
         type_ref: Option<String>,
+        /// At most this many (0 = all)
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -865,10 +868,16 @@ async fn trigger(backend: &Backend, cmd: TriggerCmd) -> Result<()> {
                 .await?;
             print_trigger(&v, json)
         }
-        TriggerCmd::List { type_ref, json } => {
-            let v = backend
-                .call("trigger.list", json!({"type": type_ref}))
+        TriggerCmd::List {
+            type_ref,
+            limit,
+            json,
+        } => {
+            let ask = if limit == 0 { 0 } else { limit + 1 };
+            let mut v = backend
+                .call("trigger.list", json!({"type": type_ref, "limit": ask}))
                 .await?;
+            crate::output::trim_to_limit(&mut v, limit, "triggers");
             table_or_json(json, &v, &["ID", "REF", "TYPE", "PARAMETERS"], |t| {
                 vec![
                     s(&t["id"]),

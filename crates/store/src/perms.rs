@@ -23,7 +23,7 @@ fn tighten(path: &Path, is_dir: bool, fixed: &mut usize) {
     if exposed == 0 {
         return;
     }
-    let wanted = if is_dir { mode & 0o711 } else { mode & 0o700 };
+    let wanted = if is_dir { 0o700 } else { mode & 0o700 };
     if std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted)).is_ok() {
         *fixed += 1;
     }

@@ -2,13 +2,13 @@
 # Entry point of examples.RustSensor (runner_type: exec): runs the compiled
 # sensor from packs/examples/rust_sensor.
 #
-# Looks in ${SENSORCONTAINER_TARGET_DIR:-<repo>/target}/<profile>/ for
-# examples-rust-sensor, trying the profiles in ${SENSORCONTAINER_PROFILE:-release debug}.
+# Looks in ${RUST_SENSOR_TARGET_DIR:-<repo>/target}/<profile>/ for
+# examples-rust-sensor, trying the profiles in ${RUST_SENSOR_PROFILE:-release debug}.
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd) || exit 1
 repo=$(CDPATH='' cd -- "$here/../../.." && pwd) || exit 1
-target=${SENSORCONTAINER_TARGET_DIR:-$repo/target}
+target=${RUST_SENSOR_TARGET_DIR:-$repo/target}
 looked=
-for profile in ${SENSORCONTAINER_PROFILE:-release debug}; do
+for profile in ${RUST_SENSOR_PROFILE:-release debug}; do
     bin=$target/$profile/examples-rust-sensor
     if [ -x "$bin" ]; then
         exec "$bin" "$@"
