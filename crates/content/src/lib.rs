@@ -28,6 +28,7 @@ pub use loader::{load_packs, LoadOptions, LoadReport};
 pub use model::*;
 pub use schema::{CompiledSchema, SchemaViolation};
 pub use uid::trigger_uid;
+pub use yaml::yaml_to_json;
 
 /// A JSON pointer into a config as a readable path: `/api/hosts/0` →
 /// `config.api.hosts[0]`.

@@ -19,6 +19,18 @@ pub(crate) fn read_yaml(file: &Path, pack: &str) -> Result<(Vec<u8>, Yaml), Cont
     Ok((bytes, value))
 }
 
+/// Parse a YAML document the way pack files are parsed (depth check,
+/// merge keys, PyYAML's empty document) into JSON; `file` names it in
+/// errors.
+pub fn yaml_to_json(bytes: &[u8], file: &Path) -> Result<serde_json::Value, ContentError> {
+    let doc = parse_yaml(bytes, file, "-")?;
+    to_json(&doc).map_err(|reason| ContentError::Document {
+        file: file.to_path_buf(),
+        pack: "-".into(),
+        reason,
+    })
+}
+
 fn parse_yaml(bytes: &[u8], file: &Path, pack: &str) -> Result<Yaml, ContentError> {
     let yaml_error = |err: serde_yaml::Error| {
         let location = err.location();
