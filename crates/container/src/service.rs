@@ -116,10 +116,9 @@ impl ConnectionHandle {
         deadline: std::time::Duration,
     ) -> bool {
         let frame = Outbound::Frame(to_frame(&Notification::new(method, params)));
-        match tokio::time::timeout(deadline, self.outbox.send(frame)).await {
-            Ok(_) => true,
-            Err(_) => false,
-        }
+        tokio::time::timeout(deadline, self.outbox.send(frame))
+            .await
+            .is_ok()
     }
 
     /// Send a notification without waiting (used while stopping, when the
