@@ -8,13 +8,7 @@ use serde_json::{json, Value};
 
 use api::openstack::Caller;
 
-use crate::ops::{OpError, OpErrorKind, Ops};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IdParam {
-    id: String,
-}
+use crate::ops::{params, IdParam, OpError, OpErrorKind, Ops};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,12 +31,6 @@ struct StatusParams {
     id: String,
     status: String,
     message: Option<String>,
-}
-
-fn params<T: serde::de::DeserializeOwned>(op: &str, p: Value) -> Result<T, OpError> {
-    let p = if p.is_null() { json!({}) } else { p };
-    serde_json::from_value(p)
-        .map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{op}: bad parameters: {e}")))
 }
 
 impl Ops {

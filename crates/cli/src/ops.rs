@@ -171,8 +171,9 @@ struct TailParams {
 const STREAM_BUFFER: usize = 256;
 
 #[derive(Deserialize)]
-struct IdParam {
-    id: String,
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdParam {
+    pub(crate) id: String,
 }
 
 #[derive(Deserialize)]
@@ -237,7 +238,8 @@ struct ReloadParams {
     fail_on_sensor_errors: bool,
 }
 
-fn params<T: DeserializeOwned>(op: &str, p: Value) -> Result<T, OpError> {
+/// An operation's params (`null` = none), or a clear "bad parameters" error.
+pub(crate) fn params<T: DeserializeOwned>(op: &str, p: Value) -> Result<T, OpError> {
     let p = if p.is_null() { json!({}) } else { p };
     serde_json::from_value(p)
         .map_err(|e| OpError::new(OpErrorKind::Invalid, format!("{op}: bad parameters: {e}")))
