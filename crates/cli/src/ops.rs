@@ -323,8 +323,7 @@ impl Ops {
             return Ok(json!({"ref": sensor_ref, "ok": true, "problems": [],
                 "note": "not a Python sensor: nothing to check"}));
         }
-        let python = container::runtime::virtualenv_python(&self.settings.data_dir, &s.pack)
-            .unwrap_or_else(|| std::path::PathBuf::from(&self.settings.container.python_binary));
+        let python = reload::sensor_python(&self.settings, &s.pack);
         let item = CheckItem {
             sensor_ref: s.sensor_ref.clone(),
             file: s.entry_point.clone(),

@@ -65,6 +65,13 @@ pub fn reload(settings: &Settings, store: &Store, mode: ReloadMode) -> Result<Re
     Ok(ReloadOutcome { summary, warnings })
 }
 
+/// The interpreter a Python sensor of `pack` runs under: its pack venv's,
+/// else `python_binary`.
+pub fn sensor_python(settings: &Settings, pack: &str) -> std::path::PathBuf {
+    container::runtime::virtualenv_python(&settings.data_dir, pack)
+        .unwrap_or_else(|| std::path::PathBuf::from(&settings.container.python_binary))
+}
+
 /// Parse (never run) every Python sensor's entry point with the
 /// interpreter it will run under (its pack venv's, else `python_binary`)
 /// and check its class is defined.
@@ -76,11 +83,7 @@ pub fn check_sensor_code(
     let mut by_python: std::collections::BTreeMap<std::path::PathBuf, Vec<CheckItem>> =
         Default::default();
     for pack in &report.packs {
-        let python =
-            match container::runtime::virtualenv_python(&settings.data_dir, &pack.pack.pack_ref) {
-                Some(p) => p,
-                None => std::path::PathBuf::from(&settings.container.python_binary),
-            };
+        let python = sensor_python(settings, &pack.pack.pack_ref);
         for s in &pack.sensors {
             if s.runner_type != content::RunnerType::Python {
                 continue;

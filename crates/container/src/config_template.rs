@@ -266,7 +266,7 @@ impl Walk<'_> {
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
         Ok(match v {
-            Value::String(s) if s.contains("{{") || s.contains("{%") => {
+            Value::String(s) if content::schema::is_jinja_expression(v) => {
                 typed(self.render_str(s, path, secret)?, schema)
             }
             Value::Object(m) => {

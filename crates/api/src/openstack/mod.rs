@@ -167,13 +167,6 @@ pub fn random_id() -> Result<String, OsError> {
     Ok(uuid::Uuid::from_bytes(b).hyphenated().to_string())
 }
 
-/// `n` random bytes, hex (receiver secrets).
-pub fn random_hex(n: usize) -> Result<String, OsError> {
-    let mut b = vec![0u8; n];
-    getrandom::fill(&mut b).map_err(|e| OsError::internal(format!("no randomness: {e}")))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
 /// Whether `s` looks like a UUID (Senlin's and Masakari's `is_uuid_like`).
 pub fn is_uuid_like(s: &str) -> bool {
     uuid::Uuid::try_parse(s).is_ok()

@@ -14,9 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::listing::{self, SortKey};
-use super::{
-    is_uuid_like, random_hex, random_id, timefmt, wrapped, Caller, OpenStack, OsError, OsResult,
-};
+use super::{is_uuid_like, random_id, timefmt, wrapped, Caller, OpenStack, OsError, OsResult};
 
 /// Receiver types.
 pub const TYPES: &[&str] = &["webhook", "message"];
@@ -185,7 +183,10 @@ impl OpenStack {
             ));
         }
         let secret = match self.settings.require_signature && kind == "webhook" {
-            true => Some(random_hex(32)?),
+            // 256 bits from the OS CSPRNG, hex: the attach tokens' generator.
+            true => {
+                Some(container::attach::new_token().map_err(|e| OsError::internal(e.to_string()))?)
+            }
             false => None,
         };
         let mut rec = Receiver {
