@@ -61,7 +61,9 @@ pub async fn store(
             "the trigger-instance log is too far behind (disk stalled?); try again".into(),
         ));
     }
-    let mut batch = RecordBatch::new();
+    // Each trigger type is its own source for the log's fair share.
+    let mut batch =
+        RecordBatch::from_source_name(instances.first().map_or("", |i| i.trigger.as_str()));
     for i in &instances {
         batch.push_with(|b| i.encode_into(b));
     }

@@ -104,7 +104,12 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new(bins: &Bins, config_yaml: &str) -> Result<Workspace> {
-        let dir = tempfile::tempdir()?;
+        Workspace::new_in(bins, config_yaml, &std::env::temp_dir())
+    }
+
+    /// [`Workspace::new`] in a temp dir under `parent` (e.g. a tmpfs).
+    pub fn new_in(bins: &Bins, config_yaml: &str, parent: &Path) -> Result<Workspace> {
+        let dir = tempfile::tempdir_in(parent)?;
         let ws = Workspace {
             data: dir.path().join("data"),
             packs: dir.path().join("packs"),

@@ -89,7 +89,7 @@ fn parse_args() -> Result<Args> {
                      --python         interpreter for the sensors and the baselines (default python3)\n\
                      --no-build       do not run `cargo build --release -p sc-cli -p sc-bench --bins` first\n\
                      --only ROWS      comma-separated subset of\n\
-                     \x20                log,retention,python1,rust,python10,latency,startup,restart,webhooks,\n\
+                     \x20                log,retention,python1,rust,python10,fairness,latency,startup,restart,webhooks,\n\
                      \x20                sinks (= sink-drain,sink-latency; --events instances per drain)\n\
                      \x20                (the limits are always measured; the disk limits run with `log`)"
                 );
@@ -473,6 +473,64 @@ fn main() -> Result<()> {
             )
             .limit("1.00 (equal shares)", fairness, Better::Higher),
         );
+    }
+
+    // --- fairness -------------------------------------------------------------
+    if want("fairness") {
+        let fair_samples = if q { 500 } else { 2000 };
+        eprintln!("fairness: a quiet sensor's acked dispatch every 10 ms, alone then beside a flooder ({fair_samples} each):");
+        let lat = |s: &Summary| format!("{:.0} / {:.0} µs", s.p50, s.p99);
+        let f = rows::fairness::quiet_beside_flooder(&bins, fair_samples, &std::env::temp_dir())?;
+        let ratio = f.loaded.p99 / f.alone.p99;
+        eprintln!(
+            "  alone p50 {:.0} p99 {:.0} µs; with the flooder ({:.0}/s) p50 {:.0} p99 {:.0} µs; p99 ratio {ratio:.2}",
+            f.alone.p50, f.alone.p99, f.flood_rate, f.loaded.p50, f.loaded.p99
+        );
+        out.push(Row::new(
+            "fairness: quiet Python sensor alone, one acked `dispatch` every 10 ms, p50 / p99",
+            lat(&f.alone),
+        ));
+        out.push(
+            Row::new(
+                format!(
+                    "fairness: the same quiet sensor while a flooding Python sensor stores {} /s, p50 / p99",
+                    int(f.flood_rate)
+                ),
+                lat(&f.loaded),
+            )
+            .limit(
+                format!("quiet alone, same run: p99 = {:.0} µs", f.alone.p99),
+                ratio,
+                Better::Lower,
+            )
+            .target("p99 ≤ 2× alone", ratio <= 2.0),
+        );
+        // Without the disk's jitter (which also widens the alone p99),
+        // what is left is the two cores' scheduling.
+        let shm = std::path::Path::new("/dev/shm");
+        if shm.is_dir() {
+            let f = rows::fairness::quiet_beside_flooder(&bins, fair_samples, shm)?;
+            let ratio = f.loaded.p99 / f.alone.p99;
+            eprintln!(
+                "  tmpfs: alone p50 {:.0} p99 {:.0} µs; with the flooder p50 {:.0} p99 {:.0} µs; p99 ratio {ratio:.2}",
+                f.alone.p50, f.alone.p99, f.loaded.p50, f.loaded.p99
+            );
+            out.push(
+                Row::new(
+                    format!(
+                        "(diagnostic) the fairness pair with the data dir on tmpfs (no disk): alone {}; with the flooder ({} /s)",
+                        lat(&f.alone),
+                        int(f.flood_rate)
+                    ),
+                    lat(&f.loaded),
+                )
+                .limit(
+                    format!("quiet alone on tmpfs: p99 = {:.0} µs", f.alone.p99),
+                    ratio,
+                    Better::Lower,
+                ),
+            );
+        }
     }
 
     // --- latency --------------------------------------------------------------

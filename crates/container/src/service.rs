@@ -267,6 +267,13 @@ impl Reader {
             if !frames.has_buffered_frame() || self.batch.len() >= MAX_BATCH {
                 self.store_batch().await;
             }
+            // Frames already buffered are parsed without touching the
+            // socket, so nothing else would make this task yield: a
+            // flooding sensor would hold a worker for its whole window
+            // (~1024 frames, milliseconds) while a quiet sensor's request
+            // waits. One unit of tokio's cooperative budget per frame
+            // yields every 128 frames.
+            tokio::task::coop::consume_budget().await;
         }
         self.store_batch().await;
         self.warnings.flush(&self.ctx.sensor_ref);
@@ -318,7 +325,7 @@ impl Reader {
         // Backpressure: a writer far behind (a stalled disk) slows the
         // sensor down instead of growing our memory.
         let stored = if log.wait_for_room(ROOM_DEADLINE).await {
-            let mut records = RecordBatch::new();
+            let mut records = RecordBatch::from_source_name(&self.ctx.sensor_ref);
             for (_, instance) in &batch {
                 records.push_with(|b| instance.encode_into(b));
             }
@@ -605,6 +612,9 @@ async fn write_loop(
             if buf.len() < WRITE_BATCH {
                 next = rx.try_recv().ok();
             }
+            // A window of ready replies is serialized without awaiting
+            // anything that is not ready: yield every 128 (as the reader).
+            tokio::task::coop::consume_budget().await;
         }
         if !broken {
             if let Err(e) = wr.write_all(&buf).await {

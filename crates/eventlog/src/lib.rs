@@ -43,6 +43,7 @@ pub use error::LogError;
 pub use instance::TriggerInstance;
 pub use log::{
     CommitObserver, Completion, CursorStats, Log, LogStats, Progress, RecordBatch, SegmentStats,
+    SOURCE_SHARE,
 };
 pub use options::{LogOptions, OnFull, Retention};
 pub use query::{InstanceFilter, Order};

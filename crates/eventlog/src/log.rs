@@ -40,12 +40,39 @@ pub struct RecordBatch {
     /// Append time to record (clamped so time never goes back); `None` is
     /// now. Used when migrating old instances.
     pub ts_ms: Option<u64>,
+    /// Who appends it (a sensor's connection, an HTTP route; 0 = anyone):
+    /// one group commit takes at most [`SOURCE_SHARE`] bytes from each
+    /// source while others wait, so a flooding source cannot make every
+    /// commit, and so every other source's ack, as slow as its backlog.
+    /// A source's batches keep their order.
+    pub source: u64,
 }
+
+/// Bytes of one source's batches a group commit takes while other
+/// sources' batches are queued behind them (at least one batch each).
+pub const SOURCE_SHARE: usize = 1024 * 1024;
 
 impl RecordBatch {
     /// An empty batch.
     pub fn new() -> RecordBatch {
         RecordBatch::default()
+    }
+
+    /// An empty batch from `source` (see [`RecordBatch::source`]).
+    pub fn from_source(source: u64) -> RecordBatch {
+        RecordBatch {
+            source,
+            ..RecordBatch::default()
+        }
+    }
+
+    /// An empty batch from the source named `name` (a sensor's ref, a
+    /// trigger type's ref for HTTP front doors): a stable non-zero id.
+    pub fn from_source_name(name: &str) -> RecordBatch {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        RecordBatch::from_source(h.finish() | 1)
     }
 
     /// Add one record whose body `write` appends to the buffer it is given.

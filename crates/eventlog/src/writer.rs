@@ -2,6 +2,7 @@
 //! (one `pwrite` + one `fdatasync` for everything queued), rolls segments
 //! and runs retention between commits.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::cursor::sync_dir;
 use crate::error::LogError;
 use crate::instance::now_ms;
-use crate::log::{lock, Inner, Pending, DONE, FAILED};
+use crate::log::{lock, Inner, Pending, DONE, FAILED, SOURCE_SHARE};
 use crate::options::LogOptions;
 use crate::record::{encode, HEADER, MAGIC};
 use crate::segment::{self, IndexEntry, SegState, Segment, INDEX_INTERVAL};
@@ -155,15 +156,43 @@ impl RateLimited {
     }
 }
 
-/// Move queued batches into `taken`, up to [`MAX_WRITE`] bytes in all.
+/// Move queued batches into `taken`, up to [`MAX_WRITE`] bytes in all and
+/// [`SOURCE_SHARE`] bytes per source (at least one batch of each): a
+/// source's batches beyond its share, and every later one of that source
+/// (its order is kept), wait for the next commit.
 fn take(q: &mut crate::log::Queue, taken: &mut Vec<Pending>, bytes: &mut usize) {
-    while let Some(p) = q.items.front() {
-        if !taken.is_empty() && *bytes + p.batch.bytes() > MAX_WRITE {
+    // The common case, one source or a short queue within every share,
+    // moves everything without bookkeeping.
+    let all: usize = q.items.iter().map(|p| p.batch.bytes()).sum();
+    if all <= SOURCE_SHARE.min(MAX_WRITE) {
+        *bytes += all;
+        taken.extend(q.items.drain(..));
+        return;
+    }
+    // Bytes taken per source; `None` once the source hit its share.
+    let mut shares: HashMap<u64, Option<usize>> = HashMap::new();
+    let mut rest = std::collections::VecDeque::with_capacity(q.items.len());
+    while let Some(p) = q.items.pop_front() {
+        let b = p.batch.bytes();
+        if !taken.is_empty() && *bytes + b > MAX_WRITE {
+            rest.push_back(p);
             break;
         }
-        *bytes += p.batch.bytes();
-        taken.extend(q.items.pop_front());
+        let share = shares.entry(p.batch.source).or_insert(Some(0));
+        match share {
+            Some(used) if *used == 0 || *used + b <= SOURCE_SHARE => {
+                *used += b;
+                *bytes += b;
+                taken.push(p);
+            }
+            _ => {
+                *share = None;
+                rest.push_back(p);
+            }
+        }
     }
+    rest.append(&mut q.items);
+    q.items = rest;
 }
 
 pub(crate) fn writer_loop(inner: Arc<Inner>, mut active: Active) {
@@ -369,5 +398,57 @@ fn commit(inner: &Inner, active: &mut Active, pending: Vec<Pending>, errors: &mu
             };
             fail(inner, pending, LogError::NotDurable(reason));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{Queue, RecordBatch, Slot};
+
+    fn pending(source: u64, bytes: usize) -> Pending {
+        let mut batch = RecordBatch::from_source(source);
+        batch.push(&vec![b'x'; bytes]);
+        Pending {
+            batch,
+            slot: Arc::new(Slot::default()),
+        }
+    }
+
+    #[test]
+    fn a_flooding_source_gets_its_share_and_a_quiet_one_is_not_kept_waiting() {
+        let mut q = Queue::default();
+        // Source 1 has 8 MiB queued in 256 KiB batches, then source 2 one
+        // small batch, then source 1 again.
+        for _ in 0..32 {
+            q.items.push_back(pending(1, 256 * 1024));
+        }
+        q.items.push_back(pending(2, 100));
+        q.items.push_back(pending(1, 10));
+        let (mut taken, mut bytes) = (Vec::new(), 0);
+        take(&mut q, &mut taken, &mut bytes);
+        let from = |v: &Vec<Pending>, s: u64| v.iter().filter(|p| p.batch.source == s).count();
+        assert_eq!(from(&taken, 1), 4, "source 1 takes 1 MiB");
+        assert_eq!(
+            from(&taken, 2),
+            1,
+            "source 2's batch is in the first commit"
+        );
+        assert_eq!(bytes, 4 * 256 * 1024 + 100);
+        // What stayed keeps source 1's order: the 28 big ones, then the small.
+        assert_eq!(q.items.len(), 29);
+        assert_eq!(q.items.back().map(|p| p.batch.bytes()), Some(10));
+        assert!(q.items.iter().all(|p| p.batch.source == 1));
+    }
+
+    #[test]
+    fn one_batch_larger_than_the_share_still_goes() {
+        let mut q = Queue::default();
+        q.items.push_back(pending(1, 3 * 1024 * 1024));
+        q.items.push_back(pending(1, 3 * 1024 * 1024));
+        let (mut taken, mut bytes) = (Vec::new(), 0);
+        take(&mut q, &mut taken, &mut bytes);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(q.items.len(), 1);
     }
 }
