@@ -112,6 +112,7 @@ if batch:
         cwd: None,
         run_as: None,
         limits: Default::default(),
+        cgroup_procs: None,
     };
     let status = Arc::new(container::status::SensorStatus::default());
     let mut spawned = container::spawn::spawn(&spec, status)?;

@@ -336,6 +336,12 @@ pub struct LimitsSection {
     /// Address space: bytes or e.g. "2GiB".
     pub as_bytes: Option<serde_yaml::Value>,
     pub cpu_seconds: Option<u64>,
+    /// cgroup v2 `memory.max` of the sensor and its children: bytes or e.g. "512MiB".
+    pub memory_max: Option<serde_yaml::Value>,
+    /// cgroup v2 `cpu.max` as CPUs (0.5 = half of one).
+    pub cpu_max: Option<f64>,
+    /// cgroup v2 `pids.max`: processes and threads of the sensor together.
+    pub pids_max: Option<u64>,
 }
 
 /// One entry of `sensorcontainer.sensors:`; unset keys fall back to the
@@ -628,11 +634,29 @@ fn limits(key: &str, l: &LimitsSection) -> Result<container::Limits> {
         as_bytes.is_none_or(|b| b >= 64 * 1024 * 1024),
         "{key}.as_bytes: at least 64MiB (an interpreter does not start in less)"
     );
+    let memory_max = size(&format!("{key}.memory_max"), &l.memory_max)?;
+    anyhow::ensure!(
+        memory_max.is_none_or(|b| b >= 16 * 1024 * 1024),
+        "{key}.memory_max: at least 16MiB"
+    );
+    anyhow::ensure!(
+        l.cpu_max.is_none_or(|c| c.is_finite() && (0.01..=1024.0).contains(&c)),
+        "{key}.cpu_max: a number of CPUs from 0.01 to 1024 (0.5 = half of one)"
+    );
+    anyhow::ensure!(
+        l.pids_max.is_none_or(|p| p >= 4),
+        "{key}.pids_max: at least 4 (an interpreter has a few threads)"
+    );
     Ok(container::Limits {
         nofile: l.nofile,
         nproc: l.nproc,
         as_bytes,
         cpu_seconds: l.cpu_seconds,
+        cgroup: container::CgroupLimits {
+            memory_max,
+            cpu_max: l.cpu_max,
+            pids_max: l.pids_max,
+        },
     })
 }
 

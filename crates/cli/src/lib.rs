@@ -23,8 +23,5 @@ pub mod venv;
 /// every payload and datastore value); sensors get 022 back (see
 /// `container::spawn`).
 pub fn private_umask() {
-    // SAFETY: umask(2) only swaps the process's file mode mask.
-    unsafe {
-        libc::umask(0o077);
-    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
 }

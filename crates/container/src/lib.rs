@@ -22,6 +22,7 @@
 
 pub mod attach;
 pub mod catalog;
+pub mod cgroup;
 pub mod config_template;
 pub mod dispatcher;
 pub mod internal;
@@ -35,5 +36,6 @@ pub mod spawn;
 pub mod status;
 pub mod supervisor;
 
+pub use cgroup::{CgroupLimits, RunCgroup};
 pub use settings::{ContainerSettings, Limits, RestartPolicy, RunAs, SensorPolicy};
 pub use supervisor::{ApplyReport, Container, ContainerError, Selection};

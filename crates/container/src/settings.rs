@@ -54,7 +54,7 @@ pub struct RunAs {
 
 /// Resource limits of a sensor process (`limits:`), applied with
 /// `setrlimit` before it runs; `None` leaves the container's own.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
     /// RLIMIT_NOFILE.
     pub nofile: Option<u64>,
@@ -64,6 +64,9 @@ pub struct Limits {
     pub as_bytes: Option<u64>,
     /// RLIMIT_CPU, seconds.
     pub cpu_seconds: Option<u64>,
+    /// Limits set through the sensor's cgroup (memory_max, cpu_max,
+    /// pids_max): they need the cgroup v2 controllers (see `cgroup`).
+    pub cgroup: crate::cgroup::CgroupLimits,
 }
 
 /// How one sensor is restarted, stopped and confined.
@@ -104,6 +107,9 @@ pub struct ContainerSettings {
     /// `SENSOR_CONTAINER_ID` so the reaper can find them all if the
     /// container dies (see the cli's `reaper`).
     pub instance_id: Option<String>,
+    /// This run's cgroup (`cgroup::RunCgroup::create`), when the host
+    /// lets us have one: each sensor gets a child cgroup of it.
+    pub cgroup_dir: Option<PathBuf>,
 }
 
 impl ContainerSettings {
@@ -120,6 +126,7 @@ impl ContainerSettings {
             run_as: None,
             limits: Limits::default(),
             instance_id: None,
+            cgroup_dir: None,
         }
     }
 

@@ -38,6 +38,9 @@ pub struct SpawnSpec {
     pub run_as: Option<crate::settings::RunAs>,
     /// Resource limits set before exec.
     pub limits: crate::settings::Limits,
+    /// The sensor cgroup's open `cgroup.procs`: the child moves itself in
+    /// before exec. Must stay open until `spawn` returns.
+    pub cgroup_procs: Option<std::os::fd::RawFd>,
 }
 
 impl SpawnSpec {
@@ -64,31 +67,35 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
     let (parent_end, child_end) = std::os::unix::net::UnixStream::pair()?;
     parent_end.set_nonblocking(true)?;
     let child_fd = child_end.as_raw_fd();
-    let container_pid = std::process::id();
-    // SAFETY: geteuid cannot fail and touches no memory.
-    let root = unsafe { libc::geteuid() } == 0;
+    let container_pid = nix::unistd::Pid::this();
+    let root = nix::unistd::geteuid().is_root();
     let run_as = match &spec.run_as {
         // Already that user: nothing to drop.
-        Some(r) if root || r.uid != unsafe { libc::geteuid() } => {
+        Some(r) if root || r.uid != nix::unistd::geteuid().as_raw() => {
             if !root {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::PermissionDenied,
                     format!("run_as {} needs the container to run as root", r.name),
                 ));
             }
-            Some((r.uid, r.gid))
+            Some((
+                nix::unistd::Uid::from_raw(r.uid),
+                nix::unistd::Gid::from_raw(r.gid),
+            ))
         }
         _ => None,
     };
-    let rlimits: Vec<(libc::__rlimit_resource_t, u64)> = [
-        (libc::RLIMIT_NOFILE, spec.limits.nofile),
-        (libc::RLIMIT_NPROC, spec.limits.nproc),
-        (libc::RLIMIT_AS, spec.limits.as_bytes),
-        (libc::RLIMIT_CPU, spec.limits.cpu_seconds),
+    use nix::sys::resource::Resource;
+    let rlimits: Vec<(Resource, u64)> = [
+        (Resource::RLIMIT_NOFILE, spec.limits.nofile),
+        (Resource::RLIMIT_NPROC, spec.limits.nproc),
+        (Resource::RLIMIT_AS, spec.limits.as_bytes),
+        (Resource::RLIMIT_CPU, spec.limits.cpu_seconds),
     ]
     .into_iter()
     .filter_map(|(r, v)| v.map(|v| (r, v)))
     .collect();
+    let cgroup_procs = spec.cgroup_procs;
 
     let mut cmd = Command::new(&spec.program);
     // A sensor gets no setting of ours: the SENSORCONTAINER_* variables
@@ -111,53 +118,59 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe libc calls on plain integers.
+    // SAFETY: the closure runs between fork and exec; it only makes
+    // single syscalls through nix (no allocation, no lock: nix's error is
+    // a plain errno, io::Error::from of it allocates nothing) on values
+    // captured before the fork.
     unsafe {
         cmd.pre_exec(move || {
+            use nix::sys::{prctl, stat};
+            // Its own cgroup first (as root: the move needs it), so
+            // everything it ever starts is in there too.
+            if let Some(fd) = cgroup_procs {
+                // SAFETY: `fd` is the open cgroup.procs of the sensor's
+                // cgroup, kept open by the caller until spawn returns.
+                let procs = std::os::fd::BorrowedFd::borrow_raw(fd);
+                nix::unistd::write(procs, b"0")?;
+            }
             // The container's own files are owner-only (umask 077); a
             // sensor writes files the usual way.
-            libc::umask(0o022);
+            stat::umask(stat::Mode::from_bits_truncate(0o022));
             // Limits first (as root they may be raised), then the user:
             // groups, gid, uid, in that order, so nothing is kept.
             for (resource, value) in &rlimits {
-                let lim = libc::rlimit {
-                    rlim_cur: *value,
-                    rlim_max: *value,
-                };
-                if libc::setrlimit(*resource, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                nix::sys::resource::setrlimit(*resource, *value, *value)?;
             }
             if let Some((uid, gid)) = run_as {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(gid) != 0
-                    || libc::setuid(uid) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                nix::unistd::setgroups(&[])?;
+                nix::unistd::setgid(gid)?;
+                nix::unistd::setuid(uid)?;
             }
             // Nothing the sensor executes can gain privileges (setuid
             // binaries, file capabilities).
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            prctl::set_no_new_privs()?;
+            prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
             // The container may have died before prctl took effect.
-            if libc::getppid() as u32 != container_pid {
+            if nix::unistd::getppid() != container_pid {
+                // SAFETY: ends the forked child at once, running nothing
+                // of the parent's (nix has no _exit).
                 libc::_exit(1);
             }
+            // fd 3 = the child's end; nix's dup2 wants an OwnedFd for the
+            // target, which fd 3 is not yet: plain dup2/fcntl here.
             if child_fd == protocol::RPC_FD {
+                // SAFETY: fcntl(2) on a descriptor we own.
                 if libc::fcntl(child_fd, libc::F_SETFD, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+            // SAFETY: dup2(2) of a descriptor we own onto fd 3.
             } else if libc::dup2(child_fd, protocol::RPC_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            // Nothing above fd 3 crosses exec.
+            // Nothing above fd 3 crosses exec (nix has no close_range).
             let first = (protocol::RPC_FD + 1) as libc::c_uint;
+            // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only marks
+            // descriptors; it touches no memory.
             if libc::syscall(
                 libc::SYS_close_range,
                 first,
@@ -166,6 +179,7 @@ pub fn spawn(spec: &SpawnSpec, status: Arc<SensorStatus>) -> std::io::Result<Spa
             ) != 0
             {
                 for fd in first as i32..4096 {
+                    // SAFETY: as above, per descriptor; EBADF is fine.
                     libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                 }
             }
@@ -299,10 +313,11 @@ pub fn kill_with_env(var: &str, value: &str) -> usize {
             continue;
         };
         if environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-            // SAFETY: plain kill(2) on a pid we just found; ESRCH is fine.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-            }
+            // ESRCH (gone meanwhile) is fine.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             killed += 1;
         }
     }
@@ -310,12 +325,10 @@ pub fn kill_with_env(var: &str, value: &str) -> usize {
 }
 
 /// Send `signal` to the sensor's whole process group.
-pub fn signal_group(pid: u32, signal: i32) {
+pub fn signal_group(pid: u32, signal: nix::sys::signal::Signal) {
     if pid == 0 {
         return;
     }
-    // SAFETY: plain syscall; ESRCH (group already gone) is fine.
-    unsafe {
-        libc::killpg(pid as libc::pid_t, signal);
-    }
+    // ESRCH (group already gone) is fine.
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), signal);
 }

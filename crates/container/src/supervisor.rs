@@ -54,6 +54,9 @@ pub enum ContainerError {
     UnknownSensor(String),
     #[error("sensor '{0}' is not run by this container (it is disabled, or another sensor was selected with --sensor-ref)")]
     NotAssigned(String),
+    /// A cgroup limit that this host cannot apply.
+    #[error("{0}")]
+    Cgroup(String),
 }
 
 /// How a sensor is started, prepared once.
@@ -65,6 +68,8 @@ struct Launcher {
     data_dir: PathBuf,
     /// `SENSOR_CONTAINER_ID` of every sensor process.
     instance_id: Option<String>,
+    /// The run's cgroup: each sensor start gets a child of it.
+    cgroup: Option<Arc<crate::cgroup::RunCgroup>>,
 }
 
 /// One supervised sensor.
@@ -153,6 +158,11 @@ impl Container {
         }
         let data_dir = settings.data_dir.clone();
         let instance_id = settings.instance_id.clone();
+        let cgroup = settings
+            .cgroup_dir
+            .clone()
+            .map(|d| Arc::new(crate::cgroup::RunCgroup::at(d)));
+        check_cgroup_limits(&settings, cgroup.as_deref())?;
         let python = runtime::resolve_python(&settings.python_binary).map_err(|e| e.to_string());
         if let Ok(p) = &python {
             runtime::precompile(&runtime_dir, p);
@@ -169,6 +179,7 @@ impl Container {
                 runtime_dir,
                 data_dir,
                 instance_id,
+                cgroup,
             },
             selection,
             single_sensor_mode,
@@ -464,7 +475,46 @@ impl Container {
         tracing::info!(count = runners.len(), "stopping sensors");
         let all: Vec<Runner> = std::mem::take(&mut *runners).into_values().collect();
         stop_runners(all).await;
+        if let Some(run) = self.launcher.cgroup.clone() {
+            let left = tokio::task::spawn_blocking(move || {
+                run.kill_and_remove(std::time::Duration::from_secs(2))
+            })
+            .await
+            .unwrap_or(0);
+            if left > 0 {
+                tracing::warn!("killed {left} process(es) left in the sensors' cgroups");
+            }
+        }
     }
+}
+
+/// Refuse cgroup limits (`memory_max`, `cpu_max`, `pids_max`) that this
+/// host cannot apply, at start, naming the sensor and the reason.
+fn check_cgroup_limits(
+    settings: &ContainerSettings,
+    run: Option<&crate::cgroup::RunCgroup>,
+) -> Result<(), ContainerError> {
+    let mut wanted: Vec<(String, &crate::cgroup::CgroupLimits)> =
+        vec![("sensorcontainer.limits".into(), &settings.limits.cgroup)];
+    for (r, p) in &settings.per_sensor {
+        wanted.push((format!("sensorcontainer.sensors.{r}.limits"), &p.limits.cgroup));
+    }
+    for (key, limits) in wanted {
+        if limits.is_empty() {
+            continue;
+        }
+        let err = match run {
+            None => "no writable cgroup v2 hierarchy for this container (see the start-up log)".to_string(),
+            Some(run) => match run.check(limits) {
+                Ok(()) => continue,
+                Err(e) => e.to_string(),
+            },
+        };
+        return Err(ContainerError::Cgroup(format!(
+            "{key}: memory_max, cpu_max and pids_max cannot be applied: {err}"
+        )));
+    }
+    Ok(())
 }
 
 /// Ask every runner to stop, then wait for all of them.
@@ -615,6 +665,25 @@ impl SensorTask {
                 "no attach socket (only the first process can talk to the container): {e}"
             ),
         }
+        // Its own cgroup: stopping it kills exactly its processes.
+        let cgroup = match &self.launcher.cgroup {
+            Some(run) => match run.sensor(sensor, &self.policy.limits.cgroup) {
+                Ok(cg) => Some(cg),
+                Err(e) if self.policy.limits.cgroup.is_empty() => {
+                    tracing::warn!(sensor, "starting without a cgroup of its own: {e}");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(sensor, "cannot start: its cgroup (for its limits): {e}");
+                    return ExitStatus::Code(78);
+                }
+            },
+            None => None,
+        };
+        spec.cgroup_procs = cgroup.as_ref().map(|c| {
+            use std::os::fd::AsRawFd;
+            c.procs_fd().as_raw_fd()
+        });
         let mut spawned = match spawn::spawn(&spec, self.status.clone()) {
             Ok(s) => s,
             Err(e) => {
@@ -644,8 +713,21 @@ impl SensorTask {
         // The leader is gone; take any process it left in its group with it,
         // and any that left the group but still carries this start's token
         // (setsid daemons, double forks).
-        spawn::signal_group(pid, libc::SIGKILL);
+        spawn::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
         drop(attach);
+        if let Some(cg) = cgroup {
+            let left = tokio::task::spawn_blocking(move || {
+                cg.kill_all(std::time::Duration::from_secs(2))
+            })
+            .await
+            .unwrap_or(0);
+            if left > 0 {
+                tracing::warn!(
+                    sensor,
+                    "killed {left} process(es) the sensor left in its cgroup"
+                );
+            }
+        }
         let leftovers = spawn::kill_tagged(&run_token);
         if leftovers > 0 {
             tracing::warn!(
@@ -742,7 +824,7 @@ impl SensorTask {
         for h in self.conn.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             h.notify_now("shutdown", json!({"reason": "container stopping"}));
         }
-        spawn::signal_group(pid, libc::SIGTERM);
+        spawn::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
         match tokio::time::timeout(self.policy.stop_grace, child.wait()).await {
             Ok(r) => r,
             Err(_) => {
@@ -751,7 +833,7 @@ impl SensorTask {
                     pid,
                     "did not exit within the grace period; sending SIGKILL to its process group"
                 );
-                spawn::signal_group(pid, libc::SIGKILL);
+                spawn::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
                 child.wait().await
             }
         }
@@ -813,6 +895,7 @@ impl SensorTask {
             cwd: None,
             run_as: self.policy.run_as.clone(),
             limits: self.policy.limits.clone(),
+            cgroup_procs: None,
         })
     }
 }

@@ -141,36 +141,28 @@ pub(crate) fn stream_from_env() -> Result<std::os::unix::net::UnixStream, Error>
             protocol::RPC_FD_ENV
         ))
     })?;
-    // SAFETY: fcntl(F_GETFD) only inspects the descriptor table.
-    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    // SAFETY: only borrowed for the checks below while we look; an fd that
+    // is not open makes them fail with EBADF, nothing else.
+    let borrowed = (fd >= 0).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
+    let Some(borrowed) = borrowed.filter(|b| fcntl(b, FcntlArg::F_GETFD).is_ok()) else {
         return Err(Error::NotConnected(format!(
             "file descriptor {fd} ({}) is not open: this program must be started by sensorcontainer, with the sensor pipe as fd {fd}",
             protocol::RPC_FD_ENV
         )));
-    }
-    let mut sock_type: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `sock_type`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut sock_type as *mut libc::c_int).cast(),
-            &mut len,
-        )
     };
-    if rc != 0 || sock_type != libc::SOCK_STREAM {
+    let stream = matches!(
+        nix::sys::socket::getsockopt(&borrowed, nix::sys::socket::sockopt::SockType),
+        Ok(nix::sys::socket::SockType::Stream)
+    );
+    if !stream {
         return Err(Error::NotConnected(format!(
             "file descriptor {fd} ({}) is not a stream socket: this program must be started by sensorcontainer",
             protocol::RPC_FD_ENV
         )));
     }
     // Keep the pipe out of the sensor's own child processes.
-    // SAFETY: plain fcntl on an open descriptor.
-    unsafe {
-        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-    }
+    let _ = fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     // SAFETY: the fd is open, is a socket, and nothing else in this process
     // owns it: the container handed it to us for exactly this.
     Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })

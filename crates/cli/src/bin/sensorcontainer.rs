@@ -61,8 +61,20 @@ fn run(cli: Cli) -> Result<i32> {
             sc_cli::config::listen_addrs("--api-listen", std::slice::from_ref(l))?;
     }
     sc_cli::logging::init(&settings.log_level);
+    // Each sensor gets a cgroup under this run's, where the host allows.
+    let run_id = sc_cli::reaper::run_id();
+    match container::RunCgroup::create(&run_id) {
+        Ok(run) => {
+            tracing::info!("sensor cgroups under {}", run.dir().display());
+            settings.container.cgroup_dir = Some(run.dir().to_path_buf());
+        }
+        Err(e) => tracing::info!(
+            "sensors run without cgroups ({e}): a stopped sensor's leftovers are found by process group and environment"
+        ),
+    }
     // Before any thread: the reaper is forked from a single-threaded process.
-    settings.container.instance_id = Some(sc_cli::reaper::start());
+    sc_cli::reaper::start(&run_id, settings.container.cgroup_dir.clone());
+    settings.container.instance_id = Some(run_id);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -17,9 +17,15 @@ class Grandkids(Sensor):
             [sys.executable, "-c", "import os, time; os.setsid(); time.sleep(600)"],
             start_new_session=True,
         )
+        # No environment of ours, its own session: only a cgroup finds it.
+        scrubbed = subprocess.Popen(
+            ["/usr/bin/env", "-i", "/bin/sleep", "601"], start_new_session=True
+        )
         path = os.path.join(self.config["out_dir"], "grandkids.json")
         with open(path + ".tmp", "w") as f:
-            json.dump({"plain": plain.pid, "daemon": daemon.pid}, f)
+            json.dump(
+                {"plain": plain.pid, "daemon": daemon.pid, "scrubbed": scrubbed.pid}, f
+            )
         os.rename(path + ".tmp", path)
         while True:
             time.sleep(0.5)
