@@ -455,7 +455,8 @@ fn cgroup_limits_are_applied_or_refused_at_start_with_the_reason() {
 #[test]
 fn dispatch_is_as_strict_as_kv_and_core_triggers_are_the_containers_own() {
     let env = env_with_grace(2);
-    let mut c = env.start_container(&["--sensor-ref", "testpack.StrictDispatch"]);
+    let key = common::http::apikey(&env);
+    let (mut c, base) = common::http::start(&env, &["--sensor-ref", "testpack.StrictDispatch"]);
     env.wait_marker("strict_dispatch.json", T, &mut c);
     let a: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(env.marker("strict_dispatch.json")).unwrap())
@@ -465,6 +466,7 @@ fn dispatch_is_as_strict_as_kv_and_core_triggers_are_the_containers_own() {
         ("unknown_field", "unknown field 'urgent'"),
         ("bad_trace_context", "trace_context must be an object"),
         ("core_trigger", "container's own triggers"),
+        ("big_integer", "integer 123456789012345678901234567890 does not fit in 64 bits"),
     ] {
         assert_eq!(a[case]["error"]["code"], -32602, "{case}: {}", a[case]);
         assert!(
@@ -480,6 +482,23 @@ fn dispatch_is_as_strict_as_kv_and_core_triggers_are_the_containers_own() {
     assert!(env
         .instances_of("core.st2.key_value_pair.create")
         .is_empty());
+    // Integers up to 64 bits stay exact; bigger ones never become floats.
+    assert!(a["max_u64"]["result"].is_object(), "{}", a["max_u64"]);
+    let stored = env.instances_of("testpack.strict_event");
+    let exact = stored.iter().find(|i| i["payload"].get("n").is_some()).unwrap();
+    assert_eq!(exact["payload"]["n"].as_u64(), Some(u64::MAX), "{exact}");
+    assert_eq!(exact["payload"]["m"].as_i64(), Some(i64::MIN), "{exact}");
+    assert_eq!(stored.len(), 2, "the big integer was not stored: {stored:?}");
+    // The same through the HTTP front door.
+    let hook = format!("{base}/api/v1/webhooks/st2");
+    let big = common::http::post(
+        &hook,
+        &[("Content-Type", "application/json"), ("St2-Api-Key", key.as_str())],
+        r#"{"trigger": "testpack.strict_event", "payload": {"n": -99999999999999999999}}"#,
+    );
+    assert_eq!(big.status, 400, "{}", big.body);
+    assert!(big.body.contains("integer -99999999999999999999 does not fit in 64 bits"), "{}", big.body);
+    assert_eq!(env.instances_of("testpack.strict_event").len(), 2);
 }
 
 #[test]

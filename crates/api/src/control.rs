@@ -29,7 +29,7 @@ pub async fn handle(
     let params: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        match serde_json::from_slice(&body) {
+        match crate::json_body::parse(&body) {
             Ok(v) => v,
             Err(e) => {
                 return error_response(OpError::new(

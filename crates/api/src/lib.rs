@@ -26,6 +26,7 @@ pub mod dedupe;
 pub mod durable;
 pub mod fault;
 pub mod health;
+pub mod json_body;
 pub mod metrics;
 pub mod openstack;
 pub mod ops;

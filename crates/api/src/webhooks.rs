@@ -120,7 +120,7 @@ fn accepted(body: &Bytes, instances: &[TriggerInstance]) -> Answer {
 pub async fn st2(State(ctx): State<Arc<ApiContext>>, headers: HeaderMap, body: Bytes) -> Response {
     let key = idempotency_key(&ctx, "st2", &headers);
     let work = || async {
-        let parsed: Value = match serde_json::from_slice(&body) {
+        let parsed: Value = match crate::json_body::parse(&body) {
             Ok(v) => v,
             Err(e) => {
                 return fault_answer(
@@ -202,7 +202,7 @@ fn custom_payload(headers: &HeaderMap, body: &Bytes) -> Result<Value, Answer> {
     } else if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| {
+        crate::json_body::parse(body).map_err(|e| {
             fault_answer(
                 StatusCode::BAD_REQUEST,
                 format!("Failed to parse request body: {e}"),

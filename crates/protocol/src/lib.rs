@@ -7,6 +7,7 @@
 
 pub mod codes;
 pub mod framing;
+pub mod integers;
 pub mod message;
 
 pub use framing::{Frame, FrameReader};

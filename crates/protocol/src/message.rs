@@ -136,6 +136,25 @@ impl Incoming {
     /// Parse one frame (without its newline). The error is the response to
     /// send back (with `id: null`, or the request's id when it was readable).
     pub fn parse(line: &[u8]) -> Result<Incoming, Response> {
+        let msg = Self::parse_json(line)?;
+        // Integers beyond 64 bits would have become floats: refuse them.
+        if let Some(number) = crate::integers::oversized_integer(line) {
+            let id = match &msg {
+                Incoming::Request(r) => r.id.clone(),
+                _ => Value::Null,
+            };
+            return Err(Response::err(
+                id,
+                RpcError::new(
+                    codes::INVALID_PARAMS,
+                    crate::integers::oversized_message(&number),
+                ),
+            ));
+        }
+        Ok(msg)
+    }
+
+    fn parse_json(line: &[u8]) -> Result<Incoming, Response> {
         // Fast path: one pass straight into the fields (no intermediate
         // `Value` tree to walk and clone); anything unusual falls back to
         // the careful path below, which produces the precise error.

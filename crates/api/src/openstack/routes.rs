@@ -54,7 +54,7 @@ fn json_body(body: &Bytes) -> OsResult<Value> {
             "The request body is empty; a JSON object was expected.",
         ));
     }
-    serde_json::from_slice(body)
+    crate::json_body::parse(body)
         .map_err(|e| OsError::bad_request(format!("The request body is not valid JSON: {e}")))
 }
 

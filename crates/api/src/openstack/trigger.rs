@@ -71,7 +71,7 @@ fn body_params(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let parsed: Value = serde_json::from_slice(body)
+    let parsed: Value = crate::json_body::parse(body)
         .map_err(|e| OsError::bad_request(format!("The request body is not valid JSON: {e}")))?;
     let params_only = v == Some("1") && microversion.is_none_or(|m| m < 10);
     let params = if params_only {
@@ -175,7 +175,7 @@ impl OpenStack {
         let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
             json!({"messages": []})
         } else {
-            serde_json::from_slice(body).map_err(|e| {
+            crate::json_body::parse(body).map_err(|e| {
                 OsError::bad_request(format!("The request body is not valid JSON: {e}"))
             })?
         };

@@ -25,6 +25,8 @@ answers = {
     "bad_trace_context": call(3, {"trigger": "testpack.strict_event", "payload": {}, "trace_context": "x"}),
     "core_trigger": call(4, {"trigger": "core.st2.key_value_pair.create", "payload": {"object": {}}}),
     "good": call(5, {"trigger": "testpack.strict_event", "payload": {}}),
+    "big_integer": call(6, {"trigger": "testpack.strict_event", "payload": {"n": 123456789012345678901234567890}}),
+    "max_u64": call(7, {"trigger": "testpack.strict_event", "payload": {"n": 18446744073709551615, "m": -9223372036854775808}}),
 }
 tmp = os.path.join(out_dir, "strict_dispatch.json.tmp")
 with open(tmp, "w") as out:
