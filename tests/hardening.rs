@@ -379,13 +379,22 @@ fn no_process_of_a_sensor_outlives_the_container_not_even_kill_9() {
         assert!(pids.iter().all(|p| pid_alive(*p)), "{pids:?}");
         c.signal(signal);
         c.wait_exit(Duration::from_secs(10));
-        let gone = wait_until(Duration::from_secs(5), || pids.iter().all(|p| !pid_alive(*p)));
+        let gone = wait_until(Duration::from_secs(5), || {
+            pids.iter().all(|p| !pid_alive(*p))
+        });
         let left: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
         if !cgroups {
-            assert!(pid_alive(scrubbed), "without cgroups the scrubbed one is expected to escape");
+            assert!(
+                pid_alive(scrubbed),
+                "without cgroups the scrubbed one is expected to escape"
+            );
             kill_stray(scrubbed);
         }
-        assert!(gone, "after signal {signal}, still alive: {left:?}\n{}", c.log());
+        assert!(
+            gone,
+            "after signal {signal}, still alive: {left:?}\n{}",
+            c.log()
+        );
     }
 }
 
@@ -405,7 +414,9 @@ fn stopping_a_sensor_kills_everything_in_its_cgroup() {
     assert!(cg.contains("/testpack.Grandkids"), "{cg}");
     env.sensorctl(&["sensor", "disable", "testpack.Grandkids"]);
     assert!(
-        wait_until(Duration::from_secs(10), || pids.iter().all(|p| !pid_alive(*p))),
+        wait_until(Duration::from_secs(10), || pids
+            .iter()
+            .all(|p| !pid_alive(*p))),
         "still alive after disable: {:?}\n{}",
         pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>(),
         c.log()
@@ -432,7 +443,9 @@ fn cgroup_limits_are_applied_or_refused_at_start_with_the_reason() {
         // delegation): the container refuses, naming the key and why.
         c.wait_exit(Duration::from_secs(10));
         assert!(
-            log.contains("sensorcontainer.limits: memory_max, cpu_max and pids_max cannot be applied"),
+            log.contains(
+                "sensorcontainer.limits: memory_max, cpu_max and pids_max cannot be applied"
+            ),
             "{log}"
         );
         assert!(
@@ -445,10 +458,24 @@ fn cgroup_limits_are_applied_or_refused_at_start_with_the_reason() {
     env.wait_marker("grandkids.json", T, &mut c);
     let (pids, _) = grandkids(&env);
     let cg = std::fs::read_to_string(format!("/proc/{}/cgroup", pids[0])).unwrap();
-    let path = cg.lines().find_map(|l| l.strip_prefix("0::")).unwrap().to_string();
+    let path = cg
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap()
+        .to_string();
     let dir = format!("/sys/fs/cgroup{path}");
-    assert_eq!(std::fs::read_to_string(format!("{dir}/memory.max")).unwrap().trim(), "67108864");
-    assert_eq!(std::fs::read_to_string(format!("{dir}/pids.max")).unwrap().trim(), "32");
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/memory.max"))
+            .unwrap()
+            .trim(),
+        "67108864"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/pids.max"))
+            .unwrap()
+            .trim(),
+        "32"
+    );
     c.terminate(Duration::from_secs(10));
 }
 
@@ -466,7 +493,10 @@ fn dispatch_is_as_strict_as_kv_and_core_triggers_are_the_containers_own() {
         ("unknown_field", "unknown field 'urgent'"),
         ("bad_trace_context", "trace_context must be an object"),
         ("core_trigger", "container's own triggers"),
-        ("big_integer", "integer 123456789012345678901234567890 does not fit in 64 bits"),
+        (
+            "big_integer",
+            "integer 123456789012345678901234567890 does not fit in 64 bits",
+        ),
     ] {
         assert_eq!(a[case]["error"]["code"], -32602, "{case}: {}", a[case]);
         assert!(
@@ -485,19 +515,34 @@ fn dispatch_is_as_strict_as_kv_and_core_triggers_are_the_containers_own() {
     // Integers up to 64 bits stay exact; bigger ones never become floats.
     assert!(a["max_u64"]["result"].is_object(), "{}", a["max_u64"]);
     let stored = env.instances_of("testpack.strict_event");
-    let exact = stored.iter().find(|i| i["payload"].get("n").is_some()).unwrap();
+    let exact = stored
+        .iter()
+        .find(|i| i["payload"].get("n").is_some())
+        .unwrap();
     assert_eq!(exact["payload"]["n"].as_u64(), Some(u64::MAX), "{exact}");
     assert_eq!(exact["payload"]["m"].as_i64(), Some(i64::MIN), "{exact}");
-    assert_eq!(stored.len(), 2, "the big integer was not stored: {stored:?}");
+    assert_eq!(
+        stored.len(),
+        2,
+        "the big integer was not stored: {stored:?}"
+    );
     // The same through the HTTP front door.
     let hook = format!("{base}/api/v1/webhooks/st2");
     let big = common::http::post(
         &hook,
-        &[("Content-Type", "application/json"), ("St2-Api-Key", key.as_str())],
+        &[
+            ("Content-Type", "application/json"),
+            ("St2-Api-Key", key.as_str()),
+        ],
         r#"{"trigger": "testpack.strict_event", "payload": {"n": -99999999999999999999}}"#,
     );
     assert_eq!(big.status, 400, "{}", big.body);
-    assert!(big.body.contains("integer -99999999999999999999 does not fit in 64 bits"), "{}", big.body);
+    assert!(
+        big.body
+            .contains("integer -99999999999999999999 does not fit in 64 bits"),
+        "{}",
+        big.body
+    );
     assert_eq!(env.instances_of("testpack.strict_event").len(), 2);
 }
 

@@ -640,7 +640,8 @@ fn limits(key: &str, l: &LimitsSection) -> Result<container::Limits> {
         "{key}.memory_max: at least 16MiB"
     );
     anyhow::ensure!(
-        l.cpu_max.is_none_or(|c| c.is_finite() && (0.01..=1024.0).contains(&c)),
+        l.cpu_max
+            .is_none_or(|c| c.is_finite() && (0.01..=1024.0).contains(&c)),
         "{key}.cpu_max: a number of CPUs from 0.01 to 1024 (0.5 = half of one)"
     );
     anyhow::ensure!(

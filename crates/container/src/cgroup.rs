@@ -184,8 +184,8 @@ impl RunCgroup {
         };
         let parent = self.dir.parent().unwrap_or(&self.dir);
         for dir in [parent, self.dir.as_path()] {
-            let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control"))
-                .unwrap_or_default();
+            let enabled =
+                std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
             if enabled.split_whitespace().any(|c| c == controller) {
                 continue;
             }

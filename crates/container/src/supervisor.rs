@@ -497,14 +497,18 @@ fn check_cgroup_limits(
     let mut wanted: Vec<(String, &crate::cgroup::CgroupLimits)> =
         vec![("sensorcontainer.limits".into(), &settings.limits.cgroup)];
     for (r, p) in &settings.per_sensor {
-        wanted.push((format!("sensorcontainer.sensors.{r}.limits"), &p.limits.cgroup));
+        wanted.push((
+            format!("sensorcontainer.sensors.{r}.limits"),
+            &p.limits.cgroup,
+        ));
     }
     for (key, limits) in wanted {
         if limits.is_empty() {
             continue;
         }
         let err = match run {
-            None => "no writable cgroup v2 hierarchy for this container (see the start-up log)".to_string(),
+            None => "no writable cgroup v2 hierarchy for this container (see the start-up log)"
+                .to_string(),
             Some(run) => match run.check(limits) {
                 Ok(()) => continue,
                 Err(e) => e.to_string(),
@@ -716,11 +720,10 @@ impl SensorTask {
         spawn::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
         drop(attach);
         if let Some(cg) = cgroup {
-            let left = tokio::task::spawn_blocking(move || {
-                cg.kill_all(std::time::Duration::from_secs(2))
-            })
-            .await
-            .unwrap_or(0);
+            let left =
+                tokio::task::spawn_blocking(move || cg.kill_all(std::time::Duration::from_secs(2)))
+                    .await
+                    .unwrap_or(0);
             if left > 0 {
                 tracing::warn!(
                     sensor,

@@ -104,11 +104,19 @@ mod tests {
         );
         // In strings, escaped quotes included, and floats: fine.
         assert_eq!(
-            oversized_integer(br#"{"a": "123456789012345678901234", "b": "\"99999999999999999999999"}"#),
+            oversized_integer(
+                br#"{"a": "123456789012345678901234", "b": "\"99999999999999999999999"}"#
+            ),
             None
         );
-        assert_eq!(oversized_integer(br#"{"a": 123456789012345678901234.5}"#), None);
-        assert_eq!(oversized_integer(br#"{"a": 123456789012345678901234e3}"#), None);
+        assert_eq!(
+            oversized_integer(br#"{"a": 123456789012345678901234.5}"#),
+            None
+        );
+        assert_eq!(
+            oversized_integer(br#"{"a": 123456789012345678901234e3}"#),
+            None
+        );
         assert_eq!(
             oversized_integer(br#"{"id": 1, "x": [0.5, 99999999999999999999999]}"#).as_deref(),
             Some("99999999999999999999999")
@@ -122,7 +130,11 @@ mod tests {
             let digits: String = (0..rng.usize(1..26))
                 .map(|k| char::from(b'0' + if k == 0 { rng.u8(1..10) } else { rng.u8(0..10) }))
                 .collect();
-            let text = if rng.bool() { format!("-{digits}") } else { digits };
+            let text = if rng.bool() {
+                format!("-{digits}")
+            } else {
+                digits
+            };
             let doc = format!("{{\"k\": [\"{text}\", {text}]}}");
             let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
             let exact = v["k"][1].is_i64() || v["k"][1].is_u64();
