@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{pid_alive, stderr, wait_until, Env};
+use common::{pid_alive, stderr, stdout, wait_until, Env};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -676,8 +676,9 @@ fn nix_like_uid(user: &str) -> String {
 fn lists_have_a_default_limit_and_say_when_there_is_more() {
     let env = Env::new(&["tests/packs"]);
     env.register();
-    let items: Vec<serde_json::Value> = (0..60)
-        .map(|n| serde_json::json!({"name": format!("k{n:02}"), "value": "v", "scope": "system", "secret": false}))
+    const N: usize = 2500;
+    let items: Vec<serde_json::Value> = (0..N)
+        .map(|n| serde_json::json!({"name": format!("k{n:04}"), "value": "v", "scope": "system", "secret": false}))
         .collect();
     let file = env.dir.path().join("keys.json");
     std::fs::write(&file, serde_json::Value::Array(items).to_string()).unwrap();
@@ -691,8 +692,30 @@ fn lists_have_a_default_limit_and_say_when_there_is_more() {
         "{}",
         stderr(&out)
     );
-    let all = env.sensorctl_json(&["key", "list", "--limit", "0", "--json"]);
-    assert_eq!(all.as_array().unwrap().len(), 60);
     let some = env.sensorctl_json(&["key", "list", "--limit", "7", "--json"]);
     assert_eq!(some.as_array().unwrap().len(), 7);
+    // Everything (--limit 0) is streamed, item by item, from the database
+    // and from a running container's API alike; the table comes in blocks
+    // under one header.
+    let check_all = |env: &Env| {
+        let all = env.sensorctl_json(&["key", "list", "--limit", "0", "--json"]);
+        let names: Vec<&str> = all.as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
+        let want: Vec<String> = (0..N).map(|n| format!("k{n:04}")).collect();
+        assert_eq!(names, want);
+        let out = env.sensorctl(&["key", "list", "--limit", "0"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), N + 1, "{}", &text[..300]);
+        assert!(lines[0].starts_with("NAME"), "{}", lines[0]);
+        assert_eq!(lines.iter().filter(|l| l.starts_with("NAME")).count(), 1);
+        assert!(lines[N].starts_with("k2499"), "{}", lines[N]);
+        let triggers = env.sensorctl_json(&["trigger", "list", "--limit", "0", "--json"]);
+        assert!(triggers.is_array(), "{triggers}");
+    };
+    check_all(&env);
+    let mut c = env.start_container(&["--sensor-ref", "testpack.StrictDispatch"]);
+    c.wait_log("control API on", T);
+    check_all(&env);
+    c.terminate(Duration::from_secs(10));
 }

@@ -104,23 +104,33 @@ pub async fn run(backend: &Backend, cmd: KeyCmd) -> Result<()> {
             limit,
             json,
         } => {
-            // One more than shown: tells whether there are more.
-            let ask = if limit == 0 { 0 } else { limit + 1 };
-            let mut v = backend
-                .call(
-                    "key.list",
-                    json!({"prefix": prefix, "decrypt": decrypt, "scope": scope, "limit": ask}),
-                )
-                .await?;
-            crate::output::trim_to_limit(&mut v, limit, "keys");
-            table_or_json(json, &v, &["NAME", "VALUE", "SECRET", "EXPIRES"], |k| {
+            let row = |k: &Value| {
                 vec![
                     s(&k["name"]),
                     s(&k["value"]),
                     k["secret"].to_string(),
                     s(&k["expire_timestamp"]),
                 ]
-            })?;
+            };
+            const HEADERS: &[&str] = &["NAME", "VALUE", "SECRET", "EXPIRES"];
+            if limit == 0 {
+                // Everything: streamed and printed as it comes.
+                let params =
+                    json!({"prefix": prefix, "decrypt": decrypt, "scope": scope, "limit": 0});
+                return crate::output::print_stream(
+                    backend, "key.list", params, json.json, HEADERS, row,
+                )
+                .await;
+            }
+            // One more than shown: tells whether there are more.
+            let mut v = backend
+                .call(
+                    "key.list",
+                    json!({"prefix": prefix, "decrypt": decrypt, "scope": scope, "limit": limit + 1}),
+                )
+                .await?;
+            crate::output::trim_to_limit(&mut v, limit, "keys");
+            table_or_json(json, &v, HEADERS, row)?;
         }
         KeyCmd::Get {
             name,

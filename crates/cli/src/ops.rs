@@ -186,6 +186,28 @@ struct KeyListParams {
     limit: Option<usize>,
 }
 
+/// A key as `key.list` shows it. Decrypted one by one: a key that cannot be
+/// decrypted is shown encrypted with the reason, never hides the others.
+fn key_view(ds: &store::Datastore, mut k: store::KeyValue, decrypt: bool) -> Value {
+    if !(decrypt && k.secret) {
+        return k.to_api(false);
+    }
+    match ds.decrypt(&mut k) {
+        Ok(()) => k.to_api(false),
+        Err(e) => {
+            let mut v = k.to_api(false);
+            v["decrypt_error"] = json!(e.to_string());
+            v
+        }
+    }
+}
+
+/// True when list params ask for everything (`limit: 0`): such lists are
+/// streamed (see [`Ops::stream`]).
+fn wants_all(p: &Value) -> bool {
+    p.get("limit").and_then(Value::as_u64) == Some(0)
+}
+
 /// What a list operation returns when it is not given a limit.
 const DEFAULT_LIST_LIMIT: usize = 50;
 
@@ -424,6 +446,11 @@ impl Ops {
                 OpErrorKind::Invalid,
                 format!("{op} streams its answer: call it through Ops::stream"),
             )),
+            // Never one answer holding every key or trigger.
+            "key.list" | "trigger.list" if wants_all(&p) => Err(OpError::new(
+                OpErrorKind::Invalid,
+                format!("{op} with limit 0 (everything) streams its answer: call it through Ops::stream"),
+            )),
             "trigger-instance.get" => {
                 let IdParam { id } = params(op, p)?;
                 let log = self.log.clone();
@@ -498,24 +525,11 @@ impl Ops {
                     list_limit(q.limit),
                     false,
                 )?;
-                // Decrypt one by one: a key that cannot be decrypted is
-                // shown encrypted with the reason, never hides the others.
+                let ds = &self.kv.datastore;
                 Ok(Value::Array(
                     items
                         .into_iter()
-                        .map(|mut k| {
-                            if !(q.decrypt && k.secret) {
-                                return k.to_api(false);
-                            }
-                            match self.kv.datastore.decrypt(&mut k) {
-                                Ok(()) => k.to_api(false),
-                                Err(e) => {
-                                    let mut v = k.to_api(false);
-                                    v["decrypt_error"] = json!(e.to_string());
-                                    v
-                                }
-                            }
-                        })
+                        .map(|k| key_view(ds, k, q.decrypt))
                         .collect(),
                 ))
             }
@@ -768,6 +782,9 @@ impl Ops {
         match op {
             "trigger-instance.list" => Some(self.list_stream(p)),
             "trigger-instance.tail" => Some(self.tail_stream(p)),
+            // Everything (`limit: 0`) comes one item at a time.
+            "key.list" if wants_all(&p) => Some(self.key_list_stream(p)),
+            "trigger.list" if wants_all(&p) => Some(self.trigger_list_stream(p)),
             _ => None,
         }
     }
@@ -813,6 +830,41 @@ impl Ops {
             });
             if let Err(e) = sent {
                 let _ = tx.blocking_send(Err(e.into()));
+            }
+        });
+        Ok(rx)
+    }
+
+    fn key_list_stream(&self, p: Value) -> Result<OpStream, OpError> {
+        let q: KeyListParams = params("key.list", p)?;
+        let sc = scope(&q.scope)?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let ds = self.kv.datastore.clone();
+        tokio::task::spawn_blocking(move || {
+            let prefix = q.prefix.unwrap_or_default();
+            let visited = ds.visit(sc, &prefix, |k| {
+                // A reader that went away stops the scan.
+                tx.blocking_send(Ok(key_view(&ds, k, q.decrypt))).is_ok()
+            });
+            if let Err(e) = visited {
+                let _ = tx.blocking_send(Err(e.into()));
+            }
+        });
+        Ok(rx)
+    }
+
+    fn trigger_list_stream(&self, p: Value) -> Result<OpStream, OpError> {
+        let q: TriggerParams = params("trigger.list", p)?;
+        let triggers = self.store.registry.triggers()?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            for t in triggers
+                .into_iter()
+                .filter(|t| q.type_ref.as_ref().is_none_or(|ty| *ty == t.type_ref))
+            {
+                if tx.send(to_json(&t)).await.is_err() {
+                    return;
+                }
             }
         });
         Ok(rx)

@@ -76,3 +76,84 @@ pub fn trim_to_limit(v: &mut serde_json::Value, limit: usize, what: &str) {
         }
     }
 }
+
+/// Rows printed per block of a streamed table (column widths only grow
+/// from one block to the next).
+const STREAM_BLOCK: usize = 1000;
+
+/// Run the streaming list `op` and print its items as they come: a JSON
+/// array written item by item with `json`, else a table in blocks of
+/// [`STREAM_BLOCK`] rows under one header. Memory stays one block.
+pub async fn print_stream(
+    backend: &crate::sensorctl::Backend,
+    op: &str,
+    params: serde_json::Value,
+    json: bool,
+    headers: &[&'static str],
+    row: impl Fn(&serde_json::Value) -> Vec<String>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    let mut block: Vec<Vec<String>> = Vec::new();
+    let mut first = true;
+    let mut header = true;
+    let mut flush = |block: &mut Vec<Vec<String>>, header: &mut bool| -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        for r in block.iter() {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let last = cells.len().saturating_sub(1);
+            let mut s = String::new();
+            for (i, c) in cells.iter().enumerate() {
+                if i == last {
+                    s.push_str(c);
+                } else {
+                    s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                }
+            }
+            s.trim_end().to_string()
+        };
+        if std::mem::take(header) {
+            let h: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+            writeln!(out, "{}", line(&h))?;
+        }
+        for r in block.drain(..) {
+            writeln!(out, "{}", line(&r))?;
+        }
+        out.flush()
+    };
+    // A closed pipe (`| head`) ends the command quietly.
+    let quiet_exit = |r: std::io::Result<()>| {
+        if r.is_err() {
+            std::process::exit(0);
+        }
+    };
+    backend
+        .stream(op, params, |v| {
+            if json {
+                let mut out = std::io::stdout().lock();
+                let sep = if std::mem::take(&mut first) {
+                    "[\n  "
+                } else {
+                    ",\n  "
+                };
+                quiet_exit(write!(out, "{sep}{}", serde_json::to_string(&v)?));
+            } else {
+                block.push(row(&v));
+                if block.len() >= STREAM_BLOCK {
+                    quiet_exit(flush(&mut block, &mut header));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    if json {
+        println!("{}", if first { "[]" } else { "\n]" });
+    } else {
+        quiet_exit(flush(&mut block, &mut header));
+    }
+    Ok(())
+}

@@ -873,19 +873,35 @@ async fn trigger(backend: &Backend, cmd: TriggerCmd) -> Result<()> {
             limit,
             json,
         } => {
-            let ask = if limit == 0 { 0 } else { limit + 1 };
-            let mut v = backend
-                .call("trigger.list", json!({"type": type_ref, "limit": ask}))
-                .await?;
-            crate::output::trim_to_limit(&mut v, limit, "triggers");
-            table_or_json(json, &v, &["ID", "REF", "TYPE", "PARAMETERS"], |t| {
+            let row = |t: &Value| {
                 vec![
                     s(&t["id"]),
                     s(&t["ref"]),
                     s(&t["type"]),
                     t["parameters"].to_string(),
                 ]
-            })
+            };
+            const HEADERS: &[&str] = &["ID", "REF", "TYPE", "PARAMETERS"];
+            if limit == 0 {
+                let params = json!({"type": type_ref, "limit": 0});
+                return crate::output::print_stream(
+                    backend,
+                    "trigger.list",
+                    params,
+                    json.json,
+                    HEADERS,
+                    row,
+                )
+                .await;
+            }
+            let mut v = backend
+                .call(
+                    "trigger.list",
+                    json!({"type": type_ref, "limit": limit + 1}),
+                )
+                .await?;
+            crate::output::trim_to_limit(&mut v, limit, "triggers");
+            table_or_json(json, &v, HEADERS, row)
         }
         TriggerCmd::Get { id, json } => {
             print_trigger(&backend.call("trigger.get", json!({"id": id})).await?, json)

@@ -364,6 +364,26 @@ impl Datastore {
         removed.map_err(tx_err)
     }
 
+    /// Hand each live key of `scope` whose name starts with `prefix` to
+    /// `each`, by name, one at a time (nothing is collected) until `each`
+    /// returns false.
+    pub fn visit(
+        &self,
+        scope: Scope,
+        prefix: &str,
+        mut each: impl FnMut(KeyValue) -> bool,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        for item in self.kv.scan_prefix(tree_key(scope, prefix).as_bytes()) {
+            let (k, v) = item?;
+            let kv: KeyValue = decode(KV_TREE, &k, &v)?;
+            if !kv.expired_at(now) && !each(kv) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Live keys of `scope` whose name starts with `prefix`, by name.
     pub fn list(
         &self,
