@@ -699,7 +699,12 @@ fn lists_have_a_default_limit_and_say_when_there_is_more() {
     // under one header.
     let check_all = |env: &Env| {
         let all = env.sensorctl_json(&["key", "list", "--limit", "0", "--json"]);
-        let names: Vec<&str> = all.as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap())
+            .collect();
         let want: Vec<String> = (0..N).map(|n| format!("k{n:04}")).collect();
         assert_eq!(names, want);
         let out = env.sensorctl(&["key", "list", "--limit", "0"]);

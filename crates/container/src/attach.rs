@@ -61,8 +61,7 @@ fn socket_path(data_dir: &Path, sensor_ref: &str) -> std::io::Result<PathBuf> {
         private_dir(&dir)?;
         return Ok(path);
     }
-    // SAFETY: getuid cannot fail and touches no memory.
-    let uid = unsafe { libc::getuid() };
+    let uid = nix::unistd::getuid();
     let dir = std::env::temp_dir().join(format!("sensorcontainer-{uid}"));
     private_dir(&dir)?;
     Ok(dir.join(format!("{hash}.sock")))
