@@ -316,8 +316,14 @@ impl SensorCgroup {
     }
 
     /// Kill every process left in the sensor's cgroup (waiting up to
-    /// `deadline` until it is empty); how many there were.
+    /// `deadline` until it is empty); how many there were. Processes
+    /// already dying (its process group was just sent SIGKILL) get a few
+    /// milliseconds to leave first, so they are not counted as left behind.
     pub fn kill_all(&self, deadline: Duration) -> usize {
+        let settle = Instant::now() + Duration::from_millis(50);
+        while !procs(&self.dir).is_empty() && Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         kill_tree(&self.dir, deadline)
     }
 }
