@@ -27,6 +27,7 @@ pub mod retry;
 mod runner;
 mod shared;
 pub mod spec;
+pub mod st2;
 pub mod status;
 
 pub use filter::Selector;
