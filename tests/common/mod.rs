@@ -13,6 +13,7 @@ use serde_json::Value;
 
 pub mod http;
 pub mod peers;
+pub mod rabbit;
 
 /// The repository root.
 pub fn repo() -> PathBuf {

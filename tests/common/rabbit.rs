@@ -1,0 +1,178 @@
+//! A private RabbitMQ node for the st2-bus tests: the Debian
+//! `rabbitmq-server` (installed by scripts/install-peers.sh) started as this
+//! user on free loopback ports, with its own epmd, cookie, database and
+//! logs in a temp dir; nothing system-wide is used or touched. Killed (its
+//! process group, and the epmd we started) on drop.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::wait_until;
+
+/// The broker's start script (runs as the calling user, unlike the
+/// `/usr/sbin` wrapper, which switches to the `rabbitmq` user).
+pub fn rabbitmq_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SC_RABBITMQ_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let p = PathBuf::from("/usr/lib/rabbitmq/bin/rabbitmq-server");
+    p.is_file().then_some(p)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running private node.
+pub struct RabbitServer {
+    broker: Option<Child>,
+    epmd: Child,
+    pub port: u16,
+    dist_port: u16,
+    epmd_port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl RabbitServer {
+    /// Start one, or `None` (printing why) when rabbitmq-server is not
+    /// installed outside CI. Under CI=true a missing or failing broker
+    /// fails the test.
+    pub fn start() -> Option<RabbitServer> {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let Some(bin) = rabbitmq_binary() else {
+            let why = "rabbitmq-server not found: run scripts/install-peers.sh as root (or set SC_RABBITMQ_SERVER)";
+            assert!(!ci, "{why}");
+            eprintln!("SKIP: {why}");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").unwrap();
+        let epmd_port = free_port();
+        let epmd_bin = epmd_binary().expect("epmd next to the Erlang runtime");
+        let epmd = Command::new(epmd_bin)
+            .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start epmd");
+        let mut s = RabbitServer {
+            broker: None,
+            epmd,
+            port: free_port(),
+            dist_port: free_port(),
+            epmd_port,
+            dir,
+            bin,
+        };
+        s.launch();
+        Some(s)
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/` (guest may log in over loopback).
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/", self.port)
+    }
+
+    fn launch(&mut self) {
+        let d = self.dir.path();
+        let mut cmd = Command::new(&self.bin);
+        cmd.current_dir(d)
+            .env("HOME", d)
+            .env("RABBITMQ_NODENAME", format!("sc{}@localhost", self.port))
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq"))
+            .env("RABBITMQ_PID_FILE", d.join("pid"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(d.join("out.txt")).unwrap())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        let port = self.port;
+        let up = wait_until(Duration::from_secs(60), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                || child.try_wait().ok().flatten().is_some()
+        });
+        if !up || child.try_wait().ok().flatten().is_some() {
+            kill_group(&mut child);
+            panic!(
+                "rabbitmq-server did not start on port {port}:\n{}",
+                std::fs::read_to_string(d.join("out.txt")).unwrap_or_default()
+            );
+        }
+        self.broker = Some(child);
+    }
+
+    /// Kill the broker (as a crash would) and start it again on the same
+    /// port with the same database: durable queues and persistent messages
+    /// survive.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// Kill the broker, leaving its database.
+    pub fn kill(&mut self) {
+        if let Some(mut b) = self.broker.take() {
+            kill_group(&mut b);
+        }
+        let port = self.port;
+        assert!(
+            wait_until(Duration::from_secs(10), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_err()),
+            "broker still listening on {port}"
+        );
+    }
+
+    /// The node's directory (logs in `log/`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn epmd_binary() -> Option<PathBuf> {
+    std::fs::read_dir("/usr/lib/erlang")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin/epmd"))
+        .find(|p| p.is_file())
+        .or_else(|| Some(PathBuf::from("/usr/bin/epmd")).filter(|p| p.is_file()))
+}
+
+fn kill_group(child: &mut Child) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+}
+
+impl Drop for RabbitServer {
+    fn drop(&mut self) {
+        // No asserting here: a drop during a panic must not panic again.
+        if let Some(mut b) = self.broker.take() {
+            kill_group(&mut b);
+        }
+        let _ = self.epmd.kill();
+        let _ = self.epmd.wait();
+    }
+}
