@@ -247,7 +247,8 @@ pub struct NatsServer {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+/// A free loopback TCP port (bound and released).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use super::peers::free_port;
 use super::wait_until;
 
 /// The broker's start script (runs as the calling user, unlike the
@@ -19,14 +20,6 @@ pub fn rabbitmq_binary() -> Option<PathBuf> {
     }
     let p = PathBuf::from("/usr/lib/rabbitmq/bin/rabbitmq-server");
     p.is_file().then_some(p)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running private node.
