@@ -67,14 +67,7 @@ fn a_counting_sensor_continues_its_count_across_restarts() {
 #[test]
 fn ttl_secrets_scopes_and_protocol_checks() {
     let env = Env::new(&["tests/packs"]);
-    let key = env.dir.path().join("crypto.json");
-    let out = env.sensorctl(&[
-        "key",
-        "generate-crypto-key",
-        "--path",
-        key.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let key = env.crypto_key("crypto.json");
     env.register();
     let mut c = env.start_container(&[
         "--sensor-ref",
@@ -261,11 +254,7 @@ fn sensorctl_key_commands() {
     let env = Env::new(&["tests/packs"]);
     let key = env.dir.path().join("k.json");
     let kp = key.to_str().unwrap();
-    let ok = |args: &[&str]| {
-        let out = env.sensorctl(args);
-        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        stdout(&out)
-    };
+    let ok = |args: &[&str]| env.sensorctl_ok(args);
     let fails = |args: &[&str], needle: &str| {
         let out = env.sensorctl(args);
         assert!(!out.status.success(), "{args:?} should fail");

@@ -268,14 +268,7 @@ fn the_data_dir_is_owner_only_and_an_open_one_is_fixed_with_a_warning() {
 #[test]
 fn sensors_get_no_settings_of_ours_and_can_gain_no_privileges() {
     let env = env_with_grace(2);
-    let key = env.dir.path().join("crypto.key.json");
-    let out = env.sensorctl(&[
-        "key",
-        "generate-crypto-key",
-        "--path",
-        key.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let key = env.crypto_key("crypto.key.json");
     let mut c = env.start_container_with(
         &["--sensor-ref", "testpack.EnvProbe"],
         &[
@@ -585,19 +578,9 @@ fn bad_log_levels_ttls_and_key_loads_are_refused_and_one_bad_secret_hides_nothin
 
     // One secret that does not decrypt (loaded from elsewhere): the others
     // still list, and it says why.
-    let key = dir.join("crypto.key.json");
-    let out = env.sensorctl(&[
-        "key",
-        "generate-crypto-key",
-        "--path",
-        key.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let key = env.crypto_key("crypto.key.json");
     let kp = key.to_str().unwrap();
-    let ok = |args: &[&str]| {
-        let out = env.sensorctl(args);
-        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    };
+    let ok = |args: &[&str]| env.sensorctl_ok(args);
     ok(&[
         "--encryption-key-path",
         kp,

@@ -843,11 +843,7 @@ fn sensorctl_manages_receivers_and_notifications_with_or_without_a_container() {
     let env = Env::new(&["tests/packs"]);
     env.register();
     // No container: sensorctl opens the database itself.
-    let ok = |args: &[&str]| {
-        let out = env.sensorctl(args);
-        assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
-        common::stdout(&out)
-    };
+    let ok = |args: &[&str]| env.sensorctl_ok(args);
     let fails = |args: &[&str], needle: &str| {
         let out = env.sensorctl(args);
         assert!(!out.status.success(), "{args:?} succeeded");

@@ -40,18 +40,14 @@ fn engine(py: &PathBuf, url: &str, args: &[&str]) {
 }
 
 fn instance(n: u64, payload: Value) -> eventlog::TriggerInstance {
-    eventlog::TriggerInstance {
-        id: format!("0190a7e0-0000-7000-8000-{n:012}"),
-        seq: n,
-        trigger: "examples.event".into(),
-        trigger_type: "examples.event".into(),
+    let mut i = eventlog::TriggerInstance::new(
+        "examples.event".into(),
+        "examples.event".into(),
         payload,
-        trace_tag: format!("trigger_instance-{n}"),
-        trace_context: None,
-        sensor: Some("examples.SampleSensor".into()),
-        occurrence_time: "2026-12-01T00:00:00.000000Z".into(),
-        status: "pending".into(),
-    }
+        Some("examples.SampleSensor".into()),
+    );
+    i.trace_tag = format!("trigger_instance-{n}");
+    i
 }
 
 #[test]

@@ -25,14 +25,7 @@ fn ci() -> bool {
 /// `extra` appended to the config file.
 fn workspace(extra: &str) -> (Env, PathBuf) {
     let env = Env::new(&["tests/st2packs"]);
-    let key = env.dir.path().join("crypto.key.json");
-    let out = env.sensorctl(&[
-        "key",
-        "generate-crypto-key",
-        "--path",
-        key.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let key = env.crypto_key("crypto.key.json");
     env.write_config(&format!(
         "sensorcontainer:\n  stop_grace_seconds: 5\nkeyvalue:\n  encryption_key_path: {}\n{extra}",
         key.display()

@@ -166,6 +166,23 @@ impl Env {
             .expect("run sensorctl")
     }
 
+    /// Run sensorctl, asserting success (naming the args and its stderr);
+    /// its stdout.
+    pub fn sensorctl_ok(&self, args: &[&str]) -> String {
+        let out = self.sensorctl(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    /// A new encryption key file `name` in the temp dir
+    /// (`sensorctl key generate-crypto-key`); its path.
+    pub fn crypto_key(&self, name: &str) -> PathBuf {
+        let key = self.dir.path().join(name);
+        let path = key.to_str().expect("temp paths are UTF-8");
+        self.sensorctl_ok(&["key", "generate-crypto-key", "--path", path]);
+        key
+    }
+
     /// Run sensorctl and parse its stdout as JSON, asserting success.
     pub fn sensorctl_json(&self, args: &[&str]) -> Value {
         let out = self.sensorctl(args);

@@ -25,32 +25,38 @@ impl Table {
     /// Render with a header line.
     pub fn render(&self) -> String {
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.len()).collect();
-        for row in &self.rows {
-            for (i, cell) in row.iter().enumerate() {
-                if let Some(w) = widths.get_mut(i) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
-        }
-        let line = |cells: Vec<&str>| {
-            let mut s = String::new();
-            for (i, cell) in cells.iter().enumerate() {
-                if i + 1 == cells.len() {
-                    s.push_str(cell);
-                } else {
-                    s.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-                }
-            }
-            s.trim_end().to_string()
-        };
-        let mut out = line(self.headers.clone());
+        widen(&mut widths, &self.rows);
+        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
+        let mut out = line(&headers, &widths);
         out.push('\n');
         for row in &self.rows {
-            out.push_str(&line(row.iter().map(String::as_str).collect()));
+            out.push_str(&line(row, &widths));
             out.push('\n');
         }
         out
     }
+}
+
+/// Grow `widths` to fit every cell of `rows`.
+fn widen(widths: &mut [usize], rows: &[Vec<String>]) {
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+}
+
+/// One table line: cells padded to `widths`, the last one as it is.
+fn line(cells: &[String], widths: &[usize]) -> String {
+    let mut s = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        if i + 1 == cells.len() {
+            s.push_str(cell);
+        } else {
+            s.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+        }
+    }
+    s.trim_end().to_string()
 }
 
 /// Print a value as pretty JSON.
@@ -99,29 +105,13 @@ pub async fn print_stream(
     let mut header = true;
     let mut flush = |block: &mut Vec<Vec<String>>, header: &mut bool| -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
-        for r in block.iter() {
-            for (w, c) in widths.iter_mut().zip(r) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-        let line = |cells: &[String]| {
-            let last = cells.len().saturating_sub(1);
-            let mut s = String::new();
-            for (i, c) in cells.iter().enumerate() {
-                if i == last {
-                    s.push_str(c);
-                } else {
-                    s.push_str(&format!("{c:<w$}  ", w = widths[i]));
-                }
-            }
-            s.trim_end().to_string()
-        };
+        widen(&mut widths, block);
         if std::mem::take(header) {
             let h: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-            writeln!(out, "{}", line(&h))?;
+            writeln!(out, "{}", line(&h, &widths))?;
         }
         for r in block.drain(..) {
-            writeln!(out, "{}", line(&r))?;
+            writeln!(out, "{}", line(&r, &widths))?;
         }
         out.flush()
     };

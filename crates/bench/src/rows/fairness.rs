@@ -98,10 +98,7 @@ pub struct Fairness {
 }
 
 fn samples(ws: &Workspace, name: &str, want: usize) -> Result<Vec<f64>> {
-    let v: Vec<f64> = std::fs::read_to_string(ws.marker(name))?
-        .lines()
-        .filter_map(|l| l.parse().ok())
-        .collect();
+    let v = super::latency::read_samples(&ws.marker(name))?;
     if v.len() != want {
         bail!("{name}: {} samples, expected {want}", v.len());
     }

@@ -78,7 +78,8 @@ while True:
     time.sleep(60)
 "#;
 
-fn read_samples(path: &Path) -> Result<Vec<f64>> {
+/// Samples in a marker file, one number per line.
+pub(crate) fn read_samples(path: &Path) -> Result<Vec<f64>> {
     Ok(std::fs::read_to_string(path)?
         .lines()
         .filter_map(|l| l.parse().ok())

@@ -62,18 +62,14 @@ mod tests {
     use std::process::{Command, Stdio};
 
     fn instance(payload: Value, trace_tag: &str) -> TriggerInstance {
-        TriggerInstance {
-            id: "0190a7e0-0000-7000-8000-000000000001".into(),
-            seq: 1,
-            trigger: "examples.event".into(),
-            trigger_type: "examples.event".into(),
+        let mut i = TriggerInstance::new(
+            "examples.event".into(),
+            "examples.event".into(),
             payload,
-            trace_tag: trace_tag.into(),
-            trace_context: None,
-            sensor: Some("examples.Sample".into()),
-            occurrence_time: "2026-12-01T00:00:00.000000Z".into(),
-            status: "pending".into(),
-        }
+            Some("examples.Sample".into()),
+        );
+        i.trace_tag = trace_tag.into();
+        i
     }
 
     /// Python's `pickle.loads` of our bytes must equal, type for type
