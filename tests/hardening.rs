@@ -421,6 +421,24 @@ fn stopping_a_sensor_kills_everything_in_its_cgroup() {
 #[test]
 fn cgroup_limits_are_applied_or_refused_at_start_with_the_reason() {
     let env = env_with_grace(2);
+    // Values out of range are config errors naming the key, on any host.
+    for (limits, needle) in [
+        (
+            "cpu_max: 0",
+            "sensorcontainer.limits.cpu_max: a number of CPUs from 0.01 to 1024",
+        ),
+        (
+            "memory_max: 1MiB",
+            "sensorcontainer.limits.memory_max: at least 16MiB",
+        ),
+        ("pids_max: 2", "sensorcontainer.limits.pids_max: at least 4"),
+        ("memory_max: lots", "sensorcontainer.limits.memory_max"),
+    ] {
+        env.write_config(&format!("sensorcontainer:\n  limits:\n    {limits}\n"));
+        let out = env.sensorctl(&["sensor", "list"]);
+        assert!(!out.status.success(), "{limits}");
+        assert!(stderr(&out).contains(needle), "{limits}: {}", stderr(&out));
+    }
     env.write_config(
         "sensorcontainer:\n  stop_grace_seconds: 2\n  limits:\n    memory_max: 64MiB\n    pids_max: 32\n",
     );
