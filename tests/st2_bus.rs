@@ -1,15 +1,18 @@
-//! StackStorm's bus (issue 16, first part): a private RabbitMQ node and a
-//! kombu consumer standing in for st2's rules engine (`accept=["pickle"]`,
-//! a durable queue on `st2.trigger_instances_dispatch`). Checks that the
-//! bodies `sinks::st2::message` makes are what that consumer decodes, as
-//! persistent messages that survive a broker restart.
+//! StackStorm's bus: a private RabbitMQ node and a kombu consumer standing
+//! in for st2's rules engine (`accept=["pickle"]`, a durable queue on
+//! `st2.trigger_instances_dispatch`). The bodies `sinks::st2::message`
+//! makes are what that consumer decodes; the real container's `type: st2`
+//! sink delivers every stored instance to it, across broker crashes.
 
 mod common;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use common::rabbit::RabbitServer;
+use common::{wait_until, Container, Env};
 use serde_json::{json, Value};
 
 fn kombu_python() -> Option<PathBuf> {
@@ -92,4 +95,156 @@ fn the_rules_engine_stand_in_decodes_our_bodies_across_a_broker_restart() {
         assert_eq!(g["content_type"], "application/x-python-serialize");
         assert_eq!(g["delivery_mode"], 2);
     }
+}
+
+/// Every message `drain` took from the stand-in's queue.
+fn drain(py: &PathBuf, url: &str, dir: &Path) -> Vec<Value> {
+    let out = dir.join("drained.jsonl");
+    engine(py, url, &["drain", out.to_str().unwrap(), "3"]);
+    std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The `st2` sink's row of `sensorctl sink list`.
+fn st2_sink(env: &Env) -> Value {
+    let v = env.sensorctl_json(&["sink", "list", "--json"]);
+    v.as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "st2").cloned())
+        .unwrap_or_else(|| panic!("no st2 sink in {v:#}"))
+}
+
+/// Wait until the sink caught up with the log; its cursor then.
+fn wait_delivered(env: &Env, c: &Container) -> u64 {
+    let mut cursor = 0;
+    let ok = wait_until(Duration::from_secs(90), || {
+        let s = st2_sink(env);
+        cursor = s["cursor"].as_u64().unwrap_or(0);
+        s["lag"] == 0 && s["state"] == "ok"
+    });
+    assert!(ok, "st2 sink did not drain: {:#}\n{}", st2_sink(env), c.log());
+    cursor
+}
+
+/// The bodies received, by trace tag (st2's trace_context carries our
+/// instance's), checked against the stored instances: each one up to the
+/// sink's cursor `upto` arrived, decoded equal to `{trigger, payload,
+/// trace_context}` as stored, and nothing arrived that was not stored.
+/// How many were checked.
+fn assert_all_arrived(env: &Env, got: &[Value], upto: u64) -> usize {
+    let mut by_tag: BTreeMap<String, Value> = BTreeMap::new();
+    for g in got {
+        assert_eq!(g["content_type"], "application/x-python-serialize");
+        assert_eq!(g["delivery_mode"], 2);
+        let tag = g["body"]["trace_context"]["trace_tag"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no trace tag in {g}"))
+            .to_string();
+        if let Some(prev) = by_tag.insert(tag, g["body"].clone()) {
+            // At-least-once: a repeat must be the same message.
+            assert_eq!(prev, g["body"]);
+        }
+    }
+    let stored = env.instances();
+    let tags: std::collections::BTreeSet<&str> =
+        stored.iter().map(|i| i["trace_tag"].as_str().unwrap()).collect();
+    for t in by_tag.keys() {
+        assert!(tags.contains(t.as_str()), "{t} arrived but was never stored");
+    }
+    let delivered: Vec<&Value> = stored
+        .iter()
+        .filter(|i| i["seq"].as_u64().is_some_and(|s| s <= upto))
+        .collect();
+    for i in &delivered {
+        let tag = i["trace_tag"].as_str().unwrap();
+        let body = by_tag
+            .get(tag)
+            .unwrap_or_else(|| panic!("instance {} ({}) never reached the rules engine", i["id"], i["trigger"]));
+        assert_eq!(
+            body,
+            &json!({"trigger": i["trigger"], "payload": i["payload"], "trace_context": {"trace_tag": tag}})
+        );
+    }
+    delivered.len()
+}
+
+fn st2_env(packs: &[&str], url: &str) -> Env {
+    let env = Env::new(packs);
+    env.write_config(&format!(
+        "st2:\n  url: '{url}'\n  connect_timeout: 2s\n\
+         sinks:\n- {{name: st2, type: st2, retry: {{initial_delay: 50ms, max_delay: 500ms}}}}\n"
+    ));
+    env.register();
+    env
+}
+
+#[test]
+fn example_sensor_instances_reach_the_rules_engine_while_the_broker_is_down_and_back() {
+    let Some(mut rabbit) = RabbitServer::start() else {
+        return;
+    };
+    let Some(py) = kombu_python() else { return };
+    let url = rabbit.url();
+    engine(&py, &url, &["declare"]);
+    let env = st2_env(&["packs"], &url);
+    std::fs::write(env.configs.join("examples.yaml"), "event_interval: 1\n").unwrap();
+    let mut c = env.start_container(&["--sensor-ref", "examples.SampleSensor"]);
+    let events = |n: usize| {
+        wait_until(Duration::from_secs(30), || env.instances_of("examples.event").len() >= n)
+    };
+    assert!(events(2), "{}", c.log());
+    // The broker crashes mid-stream: the sensor goes on, the log keeps its
+    // events, the sink waits for the broker (not dead-lettering).
+    rabbit.kill();
+    let before = env.instances_of("examples.event").len();
+    assert!(events(before + 3), "{}", c.log());
+    let s = st2_sink(&env);
+    assert_eq!(s["state"], "retrying", "{s:#}");
+    assert!(
+        s["last_error"].as_str().unwrap_or_default().contains("cannot connect to RabbitMQ: amqp://guest:***@127.0.0.1"),
+        "{s:#}"
+    );
+    rabbit.revive();
+    let after = env.instances_of("examples.event").len();
+    assert!(events(after + 2), "{}", c.log());
+    let upto = wait_delivered(&env, &c);
+    let got = drain(&py, &url, env.dir.path());
+    let n = assert_all_arrived(&env, &got, upto);
+    assert!(n >= before + 5, "{n} instances");
+    // The sensor's process_spawn went out too (st2 rules may use it).
+    assert!(got.iter().any(|g| g["body"]["trigger"] == "core.st2.sensor.process_spawn"));
+    assert_eq!(st2_sink(&env)["dead_letters"], 0);
+    c.terminate(Duration::from_secs(10));
+}
+
+#[test]
+fn a_broker_crash_during_a_burst_loses_no_confirmed_or_unconfirmed_instance() {
+    let Some(mut rabbit) = RabbitServer::start() else {
+        return;
+    };
+    let Some(py) = kombu_python() else { return };
+    let url = rabbit.url();
+    engine(&py, &url, &["declare"]);
+    let env = st2_env(&["tests/packs"], &url);
+    let mut c = env.start_container(&["--sensor-ref", "testpack.BurstSensor"]);
+    // Killed while the sink publishes the burst: some of it confirmed,
+    // some in flight, the rest not yet read.
+    std::fs::write(env.out.join("burst.request"), "50000").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || st2_sink(&env)["delivered"].as_u64() > Some(0)),
+        "{}",
+        c.log()
+    );
+    rabbit.kill();
+    env.wait_marker("burst.done.50000", Duration::from_secs(120), &mut c);
+    let held = st2_sink(&env);
+    assert!(held["lag"].as_u64() > Some(0), "{held:#}");
+    rabbit.revive();
+    let upto = wait_delivered(&env, &c);
+    c.terminate(Duration::from_secs(10));
+    let got = drain(&py, &url, env.dir.path());
+    let n = assert_all_arrived(&env, &got, upto);
+    assert!(n > 50000, "{n}");
 }

@@ -120,6 +120,12 @@ impl RabbitServer {
         self.launch();
     }
 
+    /// Start a killed broker again (same port, same database).
+    pub fn revive(&mut self) {
+        assert!(self.broker.is_none(), "the broker is running");
+        self.launch();
+    }
+
     /// Kill the broker, leaving its database.
     pub fn kill(&mut self) {
         if let Some(mut b) = self.broker.take() {

@@ -5,6 +5,8 @@ uses it: a durable queue bound to the topic exchange
   rules_engine.py URL declare                 declare exchange + queue
   rules_engine.py URL publish FILE...         publish raw pickled bodies
   rules_engine.py URL consume N OUT [SECS]    take N messages, write OUT
+  rules_engine.py URL drain OUT [IDLE]        take messages until none came
+                                              for IDLE seconds (2), write OUT
 
 Each consumed body must be a dict with exactly trigger, payload and
 trace_context (st2's TriggerInstanceDispatcher reads those three); OUT gets
@@ -42,9 +44,14 @@ def main():
                     delivery_mode=2,
                     declare=[QUEUE],
                 )
-        elif mode == "consume":
-            want, out = int(sys.argv[3]), sys.argv[4]
-            secs = float(sys.argv[5]) if len(sys.argv) > 5 else 30.0
+        elif mode in ("consume", "drain"):
+            if mode == "consume":
+                want, out = int(sys.argv[3]), sys.argv[4]
+                secs = float(sys.argv[5]) if len(sys.argv) > 5 else 30.0
+                idle = secs
+            else:
+                want, out, secs = None, sys.argv[3], 300.0
+                idle = float(sys.argv[4]) if len(sys.argv) > 4 else 2.0
             got = []
 
             def on_message(body, message):
@@ -60,16 +67,20 @@ def main():
             with conn.Consumer(QUEUE, callbacks=[on_message], accept=["pickle"]):
                 import time
                 deadline = time.time() + secs
-                while len(got) < want and time.time() < deadline:
+                last = time.time()
+                while (want is None or len(got) < want) and time.time() < deadline:
+                    if time.time() - last > idle:
+                        break
                     try:
-                        conn.drain_events(timeout=1)
+                        conn.drain_events(timeout=0.5)
+                        last = time.time()
                     except Exception as e:  # socket.timeout
                         if "timed out" not in str(e):
                             raise
             with open(out, "w") as f:
                 for g in got:
                     f.write(json.dumps(g) + "\n")
-            if len(got) < want:
+            if want is not None and len(got) < want:
                 sys.exit("got %d of %d messages" % (len(got), want))
         else:
             sys.exit("unknown mode " + mode)

@@ -96,6 +96,9 @@ pub struct FileConfig {
     /// Reading pack content (`content:`).
     #[serde(default)]
     pub content: ContentSection,
+    /// The StackStorm deployment next to us (`st2:`).
+    #[serde(default)]
+    pub st2: crate::st2_config::St2Section,
 }
 
 /// `content:` — limits on reading pack files.
@@ -381,6 +384,8 @@ pub struct Settings {
     pub api: api::ApiSettings,
     /// Where instances are delivered (`sinks:`).
     pub sinks: Vec<sinks::SinkSpec>,
+    /// The StackStorm deployment (`st2:`).
+    pub st2: crate::st2_config::St2Settings,
     /// Senlin receivers and Masakari notifications (`api.public_url`,
     /// `api.receivers`, `notifications:`).
     pub openstack: api::openstack::OpenStackSettings,
@@ -487,6 +492,7 @@ impl Settings {
             .encryption_key_path
             .clone()
             .or(file.keyvalue.encryption_key_path);
+        let st2 = crate::st2_config::st2_settings(&file.st2)?;
         Ok(Settings {
             data_dir,
             packs_paths,
@@ -495,7 +501,8 @@ impl Settings {
             container,
             log: log_options(&file.log)?,
             api: api_settings(&file.api)?,
-            sinks: crate::sink_config::sink_specs(&file.sinks)?,
+            sinks: crate::sink_config::sink_specs(&file.sinks, &st2)?,
+            st2,
             openstack: openstack_settings(&file.api, &file.notifications)?,
             virtualenv: virtualenv_settings(&file.virtualenv)?,
             source: opts.clone(),
@@ -532,26 +539,28 @@ pub fn listen_addrs(key: &str, items: &[String]) -> Result<Vec<std::net::SocketA
     Ok(out)
 }
 
+/// A key holding one string or a YAML list of them (null = none); `what`
+/// names an entry in errors.
+pub(crate) fn string_list(key: &str, what: &str, v: &serde_yaml::Value) -> Result<Vec<String>> {
+    match v {
+        serde_yaml::Value::String(s) => Ok(vec![s.clone()]),
+        serde_yaml::Value::Sequence(seq) => seq
+            .iter()
+            .map(|x| {
+                x.as_str().map(str::to_string).ok_or_else(|| {
+                    anyhow::anyhow!("{key}: every entry must be a {what} string, got {x:?}")
+                })
+            })
+            .collect(),
+        serde_yaml::Value::Null => Ok(vec![]),
+        other => anyhow::bail!("{key}: expected {what} or a list of them, got {other:?}"),
+    }
+}
+
 fn api_settings(a: &ApiSection) -> Result<api::ApiSettings> {
     let mut o = api::ApiSettings::default();
     if let Some(v) = &a.listen {
-        let items: Vec<String> = match v {
-            serde_yaml::Value::String(s) => vec![s.clone()],
-            serde_yaml::Value::Sequence(seq) => seq
-                .iter()
-                .map(|x| {
-                    x.as_str().map(str::to_string).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "api.listen: every entry must be a \"HOST:PORT\" string, got {x:?}"
-                        )
-                    })
-                })
-                .collect::<Result<_>>()?,
-            serde_yaml::Value::Null => vec![],
-            other => {
-                anyhow::bail!("api.listen: expected \"HOST:PORT\" or a list of them, got {other:?}")
-            }
-        };
+        let items = string_list("api.listen", "\"HOST:PORT\"", v)?;
         o.listen = listen_addrs("api.listen", &items)?;
     }
     o.tls = match (&a.tls.cert, &a.tls.key) {

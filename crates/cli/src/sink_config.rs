@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use serde::Deserialize;
-use sinks::spec::{FileSpec, HttpFormat, HttpSpec, NatsSpec, StreamSpec};
+use sinks::spec::{FileSpec, HttpFormat, HttpSpec, NatsSpec, St2Spec, StreamSpec};
 use sinks::{RetryPolicy, Selector, SinkKind, SinkSpec, Start};
 
 use crate::config::{duration, size};
+use crate::st2_config::St2Settings;
 
 /// One entry of `sinks:`, as written. Keys of the other types are errors.
 #[derive(Debug, Deserialize)]
@@ -42,7 +43,7 @@ pub struct SinkSection {
     pub api_key: Option<String>,
     pub request_timeout: Option<serde_yaml::Value>,
     pub ca_cert: Option<PathBuf>,
-    // nats
+    // nats (and st2: ack_timeout)
     pub subject_prefix: Option<String>,
     pub ack_timeout: Option<serde_yaml::Value>,
     pub create_stream: Option<StreamSection>,
@@ -70,14 +71,15 @@ pub struct StreamSection {
     pub duplicate_window: Option<serde_yaml::Value>,
 }
 
-/// Every sink of the file, checked.
-pub fn sink_specs(sections: &[SinkSection]) -> Result<Vec<SinkSpec>> {
+/// Every sink of the file, checked; `st2` is the resolved `st2:` section
+/// (the broker of a `type: st2` sink).
+pub fn sink_specs(sections: &[SinkSection], st2: &St2Settings) -> Result<Vec<SinkSpec>> {
     let specs = sections
         .iter()
         .enumerate()
         .map(|(n, s)| {
             let key = format!("sinks[{n}] ('{}')", s.name);
-            spec(&key, s)
+            spec(&key, s, st2)
         })
         .collect::<Result<Vec<_>>>()?;
     sinks::check_specs(&specs)?;
@@ -93,7 +95,7 @@ fn forbid(key: &str, kind: &str, set: &[(&str, bool)]) -> Result<()> {
     Ok(())
 }
 
-fn spec(key: &str, s: &SinkSection) -> Result<SinkSpec> {
+fn spec(key: &str, s: &SinkSection, st2: &St2Settings) -> Result<SinkSpec> {
     let selector =
         Selector::new(&s.triggers, &s.sensors).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
     let d = |k: &str, v: &Option<serde_yaml::Value>, default: Duration| -> Result<Duration> {
@@ -241,7 +243,33 @@ fn spec(key: &str, s: &SinkSection) -> Result<SinkSpec> {
                 create_stream,
             })
         }
-        other => bail!("{key}.type: expected file, http or nats, got '{other}'"),
+        "st2" => {
+            forbid(key, "st2", &file_keys)?;
+            forbid(key, "st2", &http_keys)?;
+            forbid(
+                key,
+                "st2",
+                &[
+                    ("url", s.url.is_some()),
+                    ("connect_timeout", s.connect_timeout.is_some()),
+                    ("subject_prefix", s.subject_prefix.is_some()),
+                    ("create_stream", s.create_stream.is_some()),
+                ],
+            )
+            .map_err(|e| anyhow::anyhow!("{e} (the broker is set under st2:)"))?;
+            anyhow::ensure!(
+                !st2.urls.is_empty(),
+                "{key}: a 'st2' sink needs a broker: set st2.url, or st2.config_path to an st2.conf with [messaging] url"
+            );
+            SinkKind::St2(St2Spec {
+                urls: st2.urls.clone(),
+                prefix: st2.prefix.clone(),
+                connect_timeout: st2.connect_timeout,
+                ack_timeout: d("ack_timeout", &s.ack_timeout, Duration::from_secs(10))?,
+                ca_cert: st2.ca_cert.clone(),
+            })
+        }
+        other => bail!("{key}.type: expected file, http, nats or st2, got '{other}'"),
     };
     Ok(SinkSpec {
         name: s.name.clone(),
@@ -261,7 +289,7 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<Vec<SinkSpec>> {
         let sections: Vec<SinkSection> = serde_yaml::from_str(yaml)?;
-        sink_specs(&sections)
+        sink_specs(&sections, &St2Settings::default())
     }
 
     #[test]
@@ -321,5 +349,36 @@ mod tests {
             parse("- {name: a, type: file, path: /tmp/a, colour: red}\n").unwrap_err()
         );
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn st2_sink_takes_its_broker_from_the_st2_section() {
+        let sections: Vec<SinkSection> =
+            serde_yaml::from_str("- {name: st2, type: st2, ack_timeout: 3s}
+").unwrap();
+        let e = format!("{:#}", sink_specs(&sections, &St2Settings::default()).unwrap_err());
+        assert!(e.contains("sinks[0] ('st2'): a 'st2' sink needs a broker: set st2.url"), "{e}");
+        let st2 = crate::st2_config::st2_settings(
+            &serde_yaml::from_str("url: amqp://g:g@127.0.0.1:5672/
+prefix: dev
+").unwrap(),
+        )
+        .unwrap();
+        let specs = sink_specs(&sections, &st2).unwrap();
+        assert_eq!(specs[0].batch_max, 256);
+        let SinkKind::St2(spec) = &specs[0].kind else {
+            panic!()
+        };
+        assert_eq!(spec.exchange(), "dev.trigger_instances_dispatch");
+        assert_eq!(spec.ack_timeout, Duration::from_secs(3));
+        assert_eq!(spec.urls, ["amqp://g:g@127.0.0.1:5672/"]);
+        let sections: Vec<SinkSection> =
+            serde_yaml::from_str("- {name: st2, type: st2, url: 'amqp://h/'}
+").unwrap();
+        let e = format!("{:#}", sink_specs(&sections, &st2).unwrap_err());
+        assert!(
+            e.contains("sinks[0] ('st2').url: not a key of a 'st2' sink (the broker is set under st2:)"),
+            "{e}"
+        );
     }
 }

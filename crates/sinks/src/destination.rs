@@ -8,7 +8,7 @@ use std::time::Duration;
 use eventlog::TriggerInstance;
 
 use crate::spec::{SinkKind, SinkSpec};
-use crate::{file::FileSink, http::HttpSink, nats::NatsSink, SinkError};
+use crate::{file::FileSink, http::HttpSink, nats::NatsSink, st2::St2Sink, SinkError};
 
 /// One instance on its way out.
 #[derive(Debug, Clone)]
@@ -122,6 +122,10 @@ pub struct Failure {
     pub failed: usize,
     /// Worth trying again (timeouts, 5xx, 429, connection errors).
     pub retryable: bool,
+    /// The destination itself is unreachable (connection refused or lost):
+    /// nothing is wrong with the instance, so it is retried until the
+    /// destination is back and never dead-lettered for it.
+    pub unavailable: bool,
     /// The peer asked to wait this long (`Retry-After`).
     pub retry_after: Option<Duration>,
     /// What went wrong, for `sink list`, the dead letter and the log.
@@ -135,8 +139,18 @@ impl Failure {
             delivered: 0,
             failed: batch.max(1),
             retryable: true,
+            unavailable: false,
             retry_after: None,
             message: message.into(),
+        }
+    }
+
+    /// The destination cannot be reached: retried without counting
+    /// towards `max_attempts`.
+    pub fn unavailable(batch: usize, message: impl Into<String>) -> Failure {
+        Failure {
+            unavailable: true,
+            ..Failure::retry(batch, message)
         }
     }
 
@@ -157,6 +171,8 @@ pub enum Destination {
     Http(HttpSink),
     /// `type: nats`.
     Nats(NatsSink),
+    /// `type: st2`.
+    St2(St2Sink),
 }
 
 impl Destination {
@@ -166,6 +182,7 @@ impl Destination {
             SinkKind::File(s) => Destination::File(FileSink::new(s.clone())?),
             SinkKind::Http(s) => Destination::Http(HttpSink::new(s.clone(), spec.batch_max)?),
             SinkKind::Nats(s) => Destination::Nats(NatsSink::new(s.clone(), spec.batch_max)),
+            SinkKind::St2(s) => Destination::St2(St2Sink::new(s.clone())?),
         })
     }
 
@@ -175,6 +192,7 @@ impl Destination {
             Destination::File(d) => d.deliver(items).await,
             Destination::Http(d) => d.deliver(items).await,
             Destination::Nats(d) => d.deliver(items).await,
+            Destination::St2(d) => d.deliver(items).await,
         }
     }
 }

@@ -216,10 +216,12 @@ impl HttpSink {
                 ))
             }
             Ok(Err(e)) => {
-                return Err(Failure::retry(
-                    n,
-                    format!("POST {}: {}", self.uri, chain(&e)),
-                ))
+                let message = format!("POST {}: {}", self.uri, chain(&e));
+                return Err(if e.is_connect() {
+                    Failure::unavailable(n, message)
+                } else {
+                    Failure::retry(n, message)
+                });
             }
             Ok(Ok(r)) => r,
         };

@@ -51,7 +51,7 @@ impl NatsSink {
         )
         .await
         .map_err(|_| {
-            Failure::retry(
+            Failure::unavailable(
                 batch,
                 format!(
                     "cannot connect to {}: no answer within {:?}",
@@ -59,7 +59,9 @@ impl NatsSink {
                 ),
             )
         })?
-        .map_err(|e| Failure::retry(batch, format!("cannot connect to {}: {e}", self.spec.url)))?;
+        .map_err(|e| {
+            Failure::unavailable(batch, format!("cannot connect to {}: {e}", self.spec.url))
+        })?;
         let js = jetstream::ContextBuilder::new()
             .ack_timeout(self.spec.ack_timeout)
             .timeout(self.spec.ack_timeout)

@@ -211,6 +211,8 @@ impl Runner {
     async fn deliver_in_order(&mut self, items: &[Item]) -> Result<(), Interrupt> {
         let mut k = 0;
         let mut attempts = 0u32;
+        // Consecutive failures for an unreachable destination.
+        let mut outage = 0u32;
         while k < items.len() {
             if self.stopped() {
                 return Err(Interrupt::Stop);
@@ -247,6 +249,17 @@ impl Runner {
             }
             let failed = f.failed.clamp(1, items.len() - k);
             let head = &items[k..k + failed];
+            if f.unavailable {
+                // Not the instance's fault: wait for the destination as
+                // long as it takes (backoff still grows to max_delay).
+                outage += 1;
+                attempts -= 1;
+                self.retrying(head, &f, outage);
+                let wait = retry::delay(&self.spec.retry, outage, f.retry_after);
+                self.backoff(wait).await?;
+                continue;
+            }
+            outage = 0;
             if !f.retryable || attempts >= self.spec.retry.max_attempts {
                 self.dead_letter(head, &f, attempts).await;
                 k += failed;
@@ -273,7 +286,13 @@ impl Runner {
             run.last_error = Some(f.message.clone());
             was
         };
-        if was != SinkState::Retrying {
+        if was != SinkState::Retrying && f.unavailable {
+            tracing::warn!(
+                "sink '{}': destination unavailable at seq {first}, retrying until it is back: {}",
+                self.spec.name,
+                f.message
+            );
+        } else if was != SinkState::Retrying {
             tracing::warn!(
                 "sink '{}': delivery of seq {first} failed (attempt {attempts} of {}), retrying: {}",
                 self.spec.name,
@@ -375,6 +394,7 @@ impl Runner {
             inst.seq = letter.seq;
             let item = [Item::new(&inst, eventlog::instance::now_ms())];
             let mut attempts = 0u32;
+            let mut outage = 0u32;
             loop {
                 if self.stopped() {
                     return Err(Interrupt::Stop);
@@ -408,7 +428,15 @@ impl Runner {
                         );
                         break;
                     }
+                    Err(f) if f.unavailable => {
+                        attempts -= 1;
+                        outage += 1;
+                        self.retrying(&item, &f, outage);
+                        let wait = retry::delay(&self.spec.retry, outage, f.retry_after);
+                        self.backoff(wait).await?;
+                    }
                     Err(f) if f.retryable && attempts < self.spec.retry.max_attempts => {
+                        outage = 0;
                         self.retrying(&item, &f, attempts);
                         let wait = retry::delay(&self.spec.retry, attempts, f.retry_after);
                         self.backoff(wait).await?;

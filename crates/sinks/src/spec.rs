@@ -90,6 +90,8 @@ pub enum SinkKind {
     Http(HttpSpec),
     /// Publish to NATS JetStream.
     Nats(NatsSpec),
+    /// Publish onto StackStorm's RabbitMQ exchange.
+    St2(St2Spec),
 }
 
 impl SinkKind {
@@ -99,6 +101,7 @@ impl SinkKind {
             SinkKind::File(_) => "file",
             SinkKind::Http(_) => "http",
             SinkKind::Nats(_) => "nats",
+            SinkKind::St2(_) => "st2",
         }
     }
 
@@ -107,6 +110,7 @@ impl SinkKind {
         match type_name {
             "http" => 1,
             "nats" => 1024,
+            "st2" => 256,
             _ => 512,
         }
     }
@@ -181,4 +185,27 @@ pub struct StreamSpec {
     pub max_bytes: u64,
     /// The server drops a repeated `Nats-Msg-Id` within this window.
     pub duplicate_window: Duration,
+}
+
+/// `type: st2`: StackStorm's bus. The broker comes from the `st2:` section
+/// (its st2.conf's `[messaging]`, or set there directly).
+#[derive(Debug, Clone, PartialEq)]
+pub struct St2Spec {
+    /// AMQP URLs (`amqp://` or `amqps://`) in failover order.
+    pub urls: Vec<String>,
+    /// Exchange prefix: instances go to `<prefix>.trigger_instances_dispatch`.
+    pub prefix: String,
+    /// TCP + AMQP handshake deadline per URL.
+    pub connect_timeout: Duration,
+    /// Deadline of each publisher confirm.
+    pub ack_timeout: Duration,
+    /// Extra PEM CA certificates to trust for `amqps://`.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl St2Spec {
+    /// The exchange st2's rules engine reads trigger instances from.
+    pub fn exchange(&self) -> String {
+        format!("{}.trigger_instances_dispatch", self.prefix)
+    }
 }

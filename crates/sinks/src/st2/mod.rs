@@ -1,6 +1,13 @@
-//! StackStorm's own bus (issue 16, in progress): trigger instances onto
-//! RabbitMQ exchange `<prefix>.trigger_instances_dispatch`, routing key
-//! `trigger_instance`, as st2's rules engine reads them. So far: the
-//! message body ([`message`]); the AMQP publisher with confirms is next.
+//! StackStorm's own bus: trigger instances onto RabbitMQ exchange
+//! `<prefix>.trigger_instances_dispatch`, routing key `trigger_instance`,
+//! as st2's rules engine reads them.
+//!
+//! [`message`] is the pickled body, [`publisher`] the confirmed AMQP
+//! publisher (the `type: st2` sink), [`conf`] reads the broker settings
+//! from an st2.conf's `[messaging]`.
 
+pub mod conf;
 pub mod message;
+pub mod publisher;
+
+pub use publisher::St2Sink;
