@@ -248,3 +248,86 @@ fn a_broker_crash_during_a_burst_loses_no_confirmed_or_unconfirmed_instance() {
     let n = assert_all_arrived(&env, &got, upto);
     assert!(n > 50000, "{n}");
 }
+
+#[test]
+fn st2_check_reports_broker_api_trigger_types_and_a_running_st2sensorcontainer() {
+    let Some(rabbit) = RabbitServer::start_with_management() else {
+        return;
+    };
+    let Some(py) = kombu_python() else { return };
+    let url = rabbit.url();
+    let api = common::st2api::St2Api::start("k-123");
+    // More than a page (100), so the check must page through st2's list.
+    let mut types: Vec<Value> = (0..140)
+        .map(|n| json!({"ref": format!("other.t{n}"), "pack": "other", "name": format!("t{n}")}))
+        .collect();
+    types.push(json!({"ref": "examples.event", "pack": "examples", "name": "event"}));
+    api.set("triggertypes", types);
+    let env = Env::new(&["packs"]);
+    let config = |key: &str| {
+        format!(
+            "st2:\n  url: '{url}'\n  api_url: '{}'\n  api_key: {key}\n  management_url: '{}'\n",
+            api.url(),
+            rabbit.management_url().unwrap()
+        )
+    };
+    env.write_config(&config("k-123"));
+    env.register();
+    let check = || {
+        let out = env.sensorctl(&["st2", "check"]);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), common::stderr(&out))
+    };
+    // No st2 has run against this broker yet: its exchange is missing, and
+    // the check must not create it.
+    let (code, out, err) = check();
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("broker amqp://guest:***@127.0.0.1:") && out.contains("does not exist"), "{out}");
+    assert!(!out.contains("guest:guest"), "password shown: {out}");
+    let (code, out, _) = check();
+    assert!(code == Some(1) && out.contains("does not exist"), "the check created the exchange: {out}");
+
+    engine(&py, &url, &["declare"]);
+    let (code, out, err) = check();
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("(the exchange exists)"), "{out}");
+    assert!(out.contains("ok (141 trigger types)"), "{out}");
+    let line = |t: &str| out.lines().find(|l| l.trim_start().starts_with(t)).unwrap_or_default().to_string();
+    assert!(line("examples.event ").contains("known to st2") && !line("examples.event ").contains("NOT"), "{out}");
+    assert!(line("examples.poll_event").contains("NOT known to st2"), "{out}");
+    assert!(out.contains("st2sensorcontainer: not running"), "{out}");
+    assert!(err.contains("problem(s)"), "{err}");
+    assert!(
+        api.requests().iter().any(|r| r.contains("offset=100")),
+        "{:?}",
+        api.requests()
+    );
+    let out = env.sensorctl(&["st2", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["exchange"], "st2.trigger_instances_dispatch");
+    assert!(v["problems"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().contains("examples.poll_event")));
+
+    // st2's sensor container watching its triggers: sensors would run twice.
+    let script = common::repo().join("tests/st2bus/rules_engine.py");
+    let mut watcher = std::process::Command::new(&py)
+        .arg(&script)
+        .args([url.as_str(), "watch", "st2.trigger.watch.SensorWrapper_examples_SampleSensor-5f0c", "120"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut last = String::new();
+    let seen = wait_until(Duration::from_secs(30), || {
+        last = check().1;
+        last.contains("st2sensorcontainer: APPEARS TO RUN")
+    });
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert!(seen, "{last}");
+    assert!(last.contains("st2.trigger.watch.SensorWrapper_examples_SampleSensor-5f0c (1 consumer(s))"), "{last}");
+
+    // A wrong API key is named as the API's answer.
+    env.write_config(&config("wrong"));
+    let (code, out, _) = check();
+    assert_eq!(code, Some(1));
+    assert!(out.contains("st2 API http://127.0.0.1:") && out.contains("HTTP 401"), "{out}");
+}

@@ -14,6 +14,7 @@ use serde_json::Value;
 pub mod http;
 pub mod peers;
 pub mod rabbit;
+pub mod st2api;
 
 /// The repository root.
 pub fn repo() -> PathBuf {

@@ -29,6 +29,7 @@ pub struct RabbitServer {
     pub port: u16,
     dist_port: u16,
     epmd_port: u16,
+    management_port: Option<u16>,
     dir: tempfile::TempDir,
     bin: PathBuf,
 }
@@ -38,6 +39,16 @@ impl RabbitServer {
     /// installed outside CI. Under CI=true a missing or failing broker
     /// fails the test.
     pub fn start() -> Option<RabbitServer> {
+        Self::start_with(false)
+    }
+
+    /// Start one with the management plugin on [`RabbitServer::management_url`]
+    /// (statistics every 500 ms, so queue consumers show quickly).
+    pub fn start_with_management() -> Option<RabbitServer> {
+        Self::start_with(true)
+    }
+
+    fn start_with(management: bool) -> Option<RabbitServer> {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");
         let Some(bin) = rabbitmq_binary() else {
             let why = "rabbitmq-server not found: run scripts/install-peers.sh as root (or set SC_RABBITMQ_SERVER)";
@@ -46,7 +57,16 @@ impl RabbitServer {
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").unwrap();
+        let management_port = management.then(free_port);
+        let (plugins, conf) = match management_port {
+            Some(p) => (
+                "[rabbitmq_management].\n".to_string(),
+                format!("management.tcp.port = {p}\nmanagement.tcp.ip = 127.0.0.1\ncollect_statistics_interval = 500\n"),
+            ),
+            None => ("[].\n".to_string(), String::new()),
+        };
+        std::fs::write(dir.path().join("enabled_plugins"), plugins).unwrap();
+        std::fs::write(dir.path().join("rabbitmq.conf"), conf).unwrap();
         let epmd_port = free_port();
         let epmd_bin = epmd_binary().expect("epmd next to the Erlang runtime");
         let epmd = Command::new(epmd_bin)
@@ -62,11 +82,18 @@ impl RabbitServer {
             port: free_port(),
             dist_port: free_port(),
             epmd_port,
+            management_port,
             dir,
             bin,
         };
         s.launch();
         Some(s)
+    }
+
+    /// `http://127.0.0.1:PORT` of the management API (its start-up is
+    /// awaited too), if started with it.
+    pub fn management_url(&self) -> Option<String> {
+        self.management_port.map(|p| format!("http://127.0.0.1:{p}"))
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/` (guest may log in over loopback).
@@ -88,7 +115,7 @@ impl RabbitServer {
             .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", d.join("log"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
-            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq"))
+            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
             .env("RABBITMQ_PID_FILE", d.join("pid"))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(d.join("out.txt")).unwrap())
@@ -98,8 +125,10 @@ impl RabbitServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
         let port = self.port;
+        let mgmt = self.management_port;
         let up = wait_until(Duration::from_secs(60), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            (std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && mgmt.is_none_or(|m| std::net::TcpStream::connect(("127.0.0.1", m)).is_ok()))
                 || child.try_wait().ok().flatten().is_some()
         });
         if !up || child.try_wait().ok().flatten().is_some() {

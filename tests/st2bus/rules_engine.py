@@ -7,6 +7,9 @@ uses it: a durable queue bound to the topic exchange
   rules_engine.py URL consume N OUT [SECS]    take N messages, write OUT
   rules_engine.py URL drain OUT [IDLE]        take messages until none came
                                               for IDLE seconds (2), write OUT
+  rules_engine.py URL watch QUEUE SECS        as st2's sensor container's
+                                              trigger watcher: consume an
+                                              exclusive QUEUE on st2.trigger
 
 Each consumed body must be a dict with exactly trigger, payload and
 trace_context (st2's TriggerInstanceDispatcher reads those three); OUT gets
@@ -82,6 +85,20 @@ def main():
                     f.write(json.dumps(g) + "\n")
             if want is not None and len(got) < want:
                 sys.exit("got %d of %d messages" % (len(got), want))
+        elif mode == "watch":
+            import time
+            name, secs = sys.argv[3], float(sys.argv[4])
+            trigger = Exchange(PREFIX + ".trigger", type="topic", durable=True)
+            q = Queue(name, trigger, routing_key="#", exclusive=True, auto_delete=True)
+            with conn.Consumer(q, callbacks=[lambda body, message: message.ack()], accept=["pickle"]):
+                print("watching", flush=True)
+                deadline = time.time() + secs
+                while time.time() < deadline:
+                    try:
+                        conn.drain_events(timeout=0.5)
+                    except Exception as e:
+                        if "timed out" not in str(e):
+                            raise
         else:
             sys.exit("unknown mode " + mode)
 

@@ -13,7 +13,8 @@
 //! retention row in a child process of this program, for its memory). The
 //! webhook row drives the container's HTTP API with a hyper client in this
 //! process. The sink rows deliver to an HTTP server in this process and to
-//! a nats-server this program starts.
+//! a nats-server this program starts; the st2 row to a private RabbitMQ
+//! node it starts.
 
 mod limits;
 mod live;
@@ -90,7 +91,9 @@ fn parse_args() -> Result<Args> {
                      --no-build       do not run `cargo build --release -p sc-cli -p sc-bench --bins` first\n\
                      --only ROWS      comma-separated subset of\n\
                      \x20                log,retention,python1,rust,python10,fairness,latency,startup,restart,webhooks,\n\
-                     \x20                sinks (= sink-drain,sink-latency; --events instances per drain)\n\
+                     \x20                sinks (= sink-drain,sink-latency; --events instances per drain),\n\
+                     \x20                st2 (the `st2` sink into a private RabbitMQ node; at most 100000 instances,\n\
+                     \x20                20000 with --quick)\n\
                      \x20                (the limits are always measured; the disk limits run with `log`)"
                 );
                 std::process::exit(0);
@@ -943,6 +946,82 @@ fn main() -> Result<()> {
                     Better::Lower,
                 ),
             );
+        }
+    }
+
+    // --- the st2 sink (StackStorm's bus) --------------------------------------------
+    if want("st2") {
+        match rows::st2::rabbitmq_binary() {
+            None => {
+                let why = "st2: rabbitmq-server not found ($SC_RABBITMQ_SERVER, /usr/lib/rabbitmq/bin/rabbitmq-server): install rabbitmq-server: scripts/install-peers.sh as root";
+                // Named in --only: the row was asked for and cannot run.
+                if args.only.is_some() {
+                    bail!("{why}");
+                }
+                eprintln!("{why}; the st2 row is skipped");
+            }
+            Some(bin) => {
+                let w = rows::st2::ST2_WINDOW;
+                let plan = rows::st2::St2Plan {
+                    fill: n.min(if q { 20_000 } else { 100_000 }),
+                    max: Duration::from_secs(if q { 15 } else { 30 }),
+                    limit_secs: http_secs,
+                    limit_runs: 2,
+                    path_secs: http_secs,
+                };
+                eprintln!(
+                    "st2: drain {} pre-stored instances into a private RabbitMQ node (until all or {:.0} s), then raw lapin publishes, {:.0} s per phase:",
+                    plan.fill,
+                    plan.max.as_secs_f64(),
+                    http_secs.as_secs_f64()
+                );
+                let s = rows::st2::run(&bins, &rt, &bin, plan)?;
+                let (d, lim, path) = (&s.drain, &s.limit, &s.path);
+                let ratio = d.rate() / lim.rate();
+                out.push(
+                    Row::new(
+                        format!(
+                            "`st2` sink, `batch_max: {w}` (its publisher-confirm window): pre-stored instances ({} B pickled body) published to a private RabbitMQ node (exchange `{}`, routing key `trigger_instance`, persistent, `mandatory`, publisher confirms; one durable queue bound with `#`, holding {} after), `sink.resume` → `delivered` = {} (of {} stored by the Rust SDK sensor at {} /s with the sink paused)",
+                            s.body_bytes,
+                            rows::st2::EXCHANGE,
+                            int(s.queued as f64),
+                            int(d.delivered as f64),
+                            int(s.fill as f64),
+                            int(s.fill_rate)
+                        ),
+                        format!("{} /s", int(d.rate())),
+                    )
+                    .limit(
+                        format!(
+                            "raw lapin publishes of the same body, exchange, routing key, properties and `mandatory`, one connection, one confirm-mode channel, windows of {w} (publish {w}, then await their confirms in order), {:.0} s = {} /s",
+                            lim.secs,
+                            int(lim.rate())
+                        ),
+                        ratio,
+                        Better::Higher,
+                    )
+                    .target("≥ 70% of the limit", ratio >= 0.7),
+                );
+                out.push(
+                    Row::new(
+                        format!(
+                            "(for scale) st2's path shape (channel per message, no confirms), lapin: per message open a channel, publish the same body (persistent, not `mandatory`), close the channel, one after another, {:.0} s ({} publishes; {} in the queue after, warm-up included)",
+                            path.secs,
+                            int(path.messages as f64),
+                            int(s.path_queued as f64)
+                        ),
+                        format!("{} /s", int(path.rate())),
+                    )
+                    .limit(
+                        format!(
+                            "the confirmed windows of {w} above = {} /s",
+                            int(lim.rate())
+                        ),
+                        path.rate() / lim.rate(),
+                        Better::Higher,
+                    ),
+                );
+            }
         }
     }
 

@@ -17,6 +17,7 @@ pub mod sensorctl;
 pub mod sink_cmd;
 pub mod sink_config;
 pub mod sink_ops;
+pub mod st2_cmd;
 pub mod st2_config;
 pub mod venv;
 

@@ -88,6 +88,9 @@ pub enum Command {
     /// API keys for the TCP API (shown once when created, stored hashed)
     #[command(subcommand)]
     Apikey(ApikeyCmd),
+    /// StackStorm beside us: `st2 check` (broker, API, trigger types, st2sensorcontainer)
+    #[command(subcommand)]
+    St2(crate::st2_cmd::St2Cmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -687,6 +690,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::sink_cmd::re_emit(&backend, &id, json).await?
         }
         Command::Sink(cmd) => crate::sink_cmd::run(&backend, cmd).await?,
+        Command::St2(cmd) => crate::st2_cmd::run(&settings, &backend, cmd).await?,
         Command::Receiver(cmd) => crate::openstack_cmd::receiver(&backend, cmd).await?,
         Command::Notification(cmd) => crate::openstack_cmd::notification(&backend, cmd).await?,
         Command::Key(cmd) => crate::key::run(&backend, cmd).await?,

@@ -23,6 +23,7 @@ pub struct St2Section {
     pub connect_timeout: Option<serde_yaml::Value>,
     pub api_url: Option<String>,
     pub api_key: Option<String>,
+    pub management_url: Option<String>,
 }
 
 /// `st2:` resolved (with the st2.conf it names read).
@@ -45,6 +46,9 @@ pub struct St2Settings {
     pub api_url: Option<String>,
     /// `St2-Api-Key` for it.
     pub api_key: Option<String>,
+    /// RabbitMQ's management API (`http://host:15672`), which lists the
+    /// queues `sensorctl st2 check` looks at.
+    pub management_url: Option<String>,
 }
 
 /// Resolve `st2:` (reads `config_path`; errors name the key or the file).
@@ -90,11 +94,13 @@ pub fn st2_settings(s: &St2Section) -> Result<St2Settings> {
         !prefix.is_empty() && !prefix.contains(char::is_whitespace),
         "st2.prefix: '{prefix}' cannot name an exchange (empty or with spaces)"
     );
-    if let Some(a) = &s.api_url {
-        anyhow::ensure!(
-            a.starts_with("http://") || a.starts_with("https://"),
-            "st2.api_url: expected an http:// or https:// URL, got '{a}'"
-        );
+    for (key, v) in [("api_url", &s.api_url), ("management_url", &s.management_url)] {
+        if let Some(a) = v {
+            anyhow::ensure!(
+                a.starts_with("http://") || a.starts_with("https://"),
+                "st2.{key}: expected an http:// or https:// URL, got '{a}'"
+            );
+        }
     }
     Ok(St2Settings {
         config_path: s.config_path.clone(),
@@ -108,6 +114,7 @@ pub fn st2_settings(s: &St2Section) -> Result<St2Settings> {
         compression: conf.and_then(|c| c.compression),
         api_url: s.api_url.clone(),
         api_key: s.api_key.clone(),
+        management_url: s.management_url.clone(),
     })
 }
 

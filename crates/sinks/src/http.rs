@@ -42,14 +42,17 @@ pub struct HttpSink {
 }
 
 /// TLS settings: `ca_cert`, else the system's roots (read only for an
-/// https:// URL; a plain-HTTP sink needs none).
-fn tls_config(spec: &HttpSpec, uri: &Uri) -> Result<rustls::ClientConfig, SinkError> {
+/// https:// URL; a plain-HTTP client needs none).
+pub(crate) fn tls_config(
+    ca_cert: Option<&std::path::Path>,
+    https: bool,
+) -> Result<rustls::ClientConfig, SinkError> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| SinkError::Config(format!("TLS: {e}")))?;
     let mut roots = rustls::RootCertStore::empty();
-    match &spec.ca_cert {
+    match ca_cert {
         Some(path) => {
             let bad = |e: String| SinkError::Config(format!("ca_cert: {}: {e}", path.display()));
             let certs = CertificateDer::pem_file_iter(path)
@@ -62,7 +65,7 @@ fn tls_config(spec: &HttpSpec, uri: &Uri) -> Result<rustls::ClientConfig, SinkEr
                 return Err(bad("holds no PEM certificate".into()));
             }
         }
-        None if uri.scheme_str() != Some("https") => {}
+        None if !https => {}
         None => {
             // Certificates the system store holds but rustls cannot parse
             // are skipped, as browsers do.
@@ -124,7 +127,10 @@ impl HttpSink {
         http.set_connect_timeout(Some(spec.connect_timeout));
         http.set_nodelay(true);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(&spec, &uri)?)
+            .with_tls_config(tls_config(
+                spec.ca_cert.as_deref(),
+                uri.scheme_str() == Some("https"),
+            )?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

@@ -47,7 +47,7 @@ use crate::live::{self, Bins, Running, Workspace};
 use crate::stats::Summary;
 
 /// The trigger every bench instance goes to.
-const TRIGGER: &str = "bench.event";
+pub(crate) const TRIGGER: &str = "bench.event";
 /// The class of the Rust SDK sensor that fills the log.
 const FEEDER: &str = "SinkFeeder";
 /// `batch_max` of the batched HTTP sink.
@@ -56,13 +56,13 @@ pub const HTTP_BATCH: usize = 100;
 pub const NATS_WINDOW: usize = 1024;
 /// The sink's defaults (`sink_config.rs`), used by the limits too.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Subjects are `<subject_prefix>.<trigger>`; the default prefix.
 const SUBJECT: &str = "sensorcontainer.bench.event";
 /// Before each measured limit phase (connection, stream, caches).
-const WARM_UP: Duration = Duration::from_millis(300);
+pub(crate) const WARM_UP: Duration = Duration::from_millis(300);
 /// How often `sink.list` is asked while a sink drains.
 const POLL: Duration = Duration::from_millis(5);
 
@@ -701,19 +701,27 @@ async fn stored_messages(stream: &jetstream::stream::Stream) -> Result<Vec<(i64,
 /// A workspace whose `bench` pack holds the Rust SDK sensor (declaring
 /// `bench.event`), with `sinks_yaml` as the config's `sinks:`.
 fn workspace(bins: &Bins, sinks_yaml: &str) -> Result<Workspace> {
+    workspace_with(bins, "", sinks_yaml)
+}
+
+/// [`workspace`] with `top_yaml` (more top-level sections of the config,
+/// e.g. `st2:`, each line ending in a newline) before `sinks:`.
+pub(crate) fn workspace_with(
+    bins: &Bins,
+    top_yaml: &str,
+    sinks_yaml: &str,
+) -> Result<Workspace> {
     let ws = Workspace::new(
         bins,
-        &format!("sensorcontainer:\n  stop_grace_seconds: 10\nsinks:\n{sinks_yaml}"),
+        &format!("sensorcontainer:\n  stop_grace_seconds: 10\n{top_yaml}sinks:\n{sinks_yaml}"),
     )?;
     ws.write_rust_sensor_pack(bins, FEEDER)?;
     ws.register()?;
     Ok(ws)
 }
 
-/// Start the feeder with `go` (`count N` or `rate R SECS`) and wait for its
-/// result: (n, t0, t1), every dispatch acknowledged durable.
 /// Wait until the feeder sensor says it is up.
-fn wait_feeder_up(ws: &Workspace, c: &mut Running) -> Result<()> {
+pub(crate) fn wait_feeder_up(ws: &Workspace, c: &mut Running) -> Result<()> {
     let ready = ws.marker(&format!("ready.{FEEDER}"));
     live::wait_for(
         "the feeder sensor to be up",
@@ -723,7 +731,14 @@ fn wait_feeder_up(ws: &Workspace, c: &mut Running) -> Result<()> {
     )
 }
 
-fn feed(ws: &Workspace, c: &mut Running, go: &str, timeout: Duration) -> Result<(u64, f64, f64)> {
+/// Start the feeder with `go` (`count N` or `rate R SECS`) and wait for its
+/// result: (n, t0, t1), every dispatch acknowledged durable.
+pub(crate) fn feed(
+    ws: &Workspace,
+    c: &mut Running,
+    go: &str,
+    timeout: Duration,
+) -> Result<(u64, f64, f64)> {
     let tmp = ws.marker(".go.tmp");
     std::fs::write(&tmp, go)?;
     std::fs::rename(&tmp, ws.marker("go"))?;
@@ -837,11 +852,12 @@ pub struct Drain {
     pub secs: f64,
     pub retries: u64,
     /// CPU over the drain: the container, this process (the HTTP server
-    /// and the polling), nats-server.
+    /// and the polling), the destination's server ([`Peer`]; 0 without).
     pub container_cpu: f64,
     pub bench_cpu: f64,
     pub peer_cpu: f64,
-    /// Requests the test server answered meanwhile (HTTP sinks).
+    /// Requests the test server answered meanwhile (HTTP sinks; 0 without
+    /// a test server).
     pub requests: u64,
 }
 
@@ -851,27 +867,33 @@ impl Drain {
     }
 }
 
+/// The destination's server process(es), whose CPU a [`drain`] reports.
+pub(crate) struct Peer<'a> {
+    /// As the progress output names it (`nats-server`).
+    pub name: &'a str,
+    /// CPU seconds it has used so far.
+    pub cpu: &'a dyn Fn() -> Result<f64>,
+}
+
 /// Resume sink `name`, wait until it delivered `count` or `max` passed,
-/// pause it again.
-fn drain(
+/// pause it again. `server` counts the requests of HTTP sinks; `peer` is
+/// the destination's server, for its CPU.
+pub(crate) fn drain(
     c: &mut Running,
     name: &str,
     count: u64,
     max: Duration,
-    server: &TestServer,
-    peer: Option<u32>,
+    server: Option<&TestServer>,
+    peer: Option<Peer<'_>>,
 ) -> Result<Drain> {
     let (pid, me) = (c.pid(), std::process::id());
-    let peer_cpu = || {
-        peer.map(live::cpu_secs)
-            .transpose()
-            .map(|c| c.unwrap_or(0.0))
-    };
+    let peer_cpu = || peer.as_ref().map_or(Ok(0.0), |p| (p.cpu)());
+    let requests = || server.map_or(0, TestServer::requests);
     let (c0, b0, p0, r0) = (
         live::cpu_secs(pid)?,
         live::cpu_secs(me)?,
         peer_cpu()?,
-        server.requests(),
+        requests(),
     );
     let t0 = Instant::now();
     c.api("sink.resume", &json!({ "name": name }))?;
@@ -884,7 +906,7 @@ fn drain(
         container_cpu: live::cpu_secs(pid)? - c0,
         bench_cpu: live::cpu_secs(me)? - b0,
         peer_cpu: peer_cpu()? - p0,
-        requests: server.requests() - r0,
+        requests: requests() - r0,
     };
     c.api("sink.pause", &json!({ "name": name }))?;
     if d.delivered == 0 {
@@ -896,17 +918,23 @@ fn drain(
         );
     }
     let n = d.delivered as f64;
+    let requests = match server {
+        Some(_) => format!("{} requests to the test server, ", d.requests),
+        None => String::new(),
+    };
+    let peer_text = match &peer {
+        Some(p) => format!(", {} {:.1} µs", p.name, 1e6 * d.peer_cpu / n),
+        None => String::new(),
+    };
     eprintln!(
-        "  sink {name}: {} delivered in {:.2} s = {:.0}/s{} ({} requests to the test server, {} retries); CPU per instance: container {:.1} µs, sc-bench {:.1} µs, nats-server {:.1} µs ({:.2} cores busy)",
+        "  sink {name}: {} delivered in {:.2} s = {:.0}/s{} ({requests}{} retries); CPU per instance: container {:.1} µs, sc-bench {:.1} µs{peer_text} ({:.2} cores busy)",
         d.delivered,
         d.secs,
         d.rate(),
         if d.delivered < count { " (stopped at the time limit)" } else { "" },
-        d.requests,
         d.retries,
         1e6 * d.container_cpu / n,
         1e6 * d.bench_cpu / n,
-        1e6 * d.peer_cpu / n,
         (d.container_cpu + d.bench_cpu + d.peer_cpu) / d.secs
     );
     Ok(d)
@@ -985,18 +1013,24 @@ pub fn drains(
         "  log filled: {n} `{TRIGGER}` instances in {:.2} s ({fill_rate:.0}/s), every sink paused",
         t1 - t0
     );
-    let peer = nats.as_ref().map(NatsServer::pid);
-    let http_one = drain(&mut c, "http1", n, plan.max, &server, None)?;
+    let http_one = drain(&mut c, "http1", n, plan.max, Some(&server), None)?;
     let http_batch = drain(
         &mut c,
         &format!("http{HTTP_BATCH}"),
         n,
         plan.max,
-        &server,
+        Some(&server),
         None,
     )?;
     let nats_drain = match &nats {
-        Some(_) => Some(drain(&mut c, "nats", n, plan.max, &server, peer)?),
+        Some(srv) => {
+            let pid = srv.pid();
+            let peer = Peer {
+                name: "nats-server",
+                cpu: &move || live::cpu_secs(pid),
+            };
+            Some(drain(&mut c, "nats", n, plan.max, Some(&server), Some(peer))?)
+        }
         None => None,
     };
     c.stop(Duration::from_secs(30))?;

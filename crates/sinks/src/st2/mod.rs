@@ -4,8 +4,10 @@
 //!
 //! [`message`] is the pickled body, [`publisher`] the confirmed AMQP
 //! publisher (the `type: st2` sink), [`conf`] reads the broker settings
-//! from an st2.conf's `[messaging]`.
+//! from an st2.conf's `[messaging]`, [`api`] reads st2's HTTP API and
+//! RabbitMQ's management API for `sensorctl st2 check`.
 
+pub mod api;
 pub mod conf;
 pub mod message;
 pub mod publisher;

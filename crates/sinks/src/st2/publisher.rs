@@ -92,7 +92,7 @@ impl St2Sink {
         for i in 0..n {
             let at = (self.next_url + i) % n;
             let url = &self.spec.urls[at];
-            match tokio::time::timeout(self.spec.connect_timeout, self.open(url)).await {
+            match tokio::time::timeout(self.spec.connect_timeout, self.open(url, false)).await {
                 Ok(Ok(link)) => {
                     if i > 0 || errors.is_empty() {
                         tracing::info!(
@@ -120,7 +120,9 @@ impl St2Sink {
         ))
     }
 
-    async fn open(&self, url: &str) -> Result<Link, String> {
+    /// Connect to `url`, open a confirm-mode channel and declare the
+    /// exchange (`passive`: only check that it exists).
+    async fn open(&self, url: &str, passive: bool) -> Result<Link, String> {
         let uri = parse_uri(url, self.spec.connect_timeout)?;
         let props = ConnectionProperties::default()
             .with_executor(tokio_executor_trait::Tokio::current())
@@ -145,6 +147,7 @@ impl St2Sink {
                     ExchangeKind::Topic,
                     ExchangeDeclareOptions {
                         durable: true,
+                        passive,
                         ..ExchangeDeclareOptions::default()
                     },
                     FieldTable::default(),
@@ -156,9 +159,38 @@ impl St2Sink {
             Ok(channel) => Ok(Link { conn, channel }),
             Err(e) => {
                 let _ = conn.close(320, "sensorcontainer: set-up failed").await;
-                Err(format!("set-up of exchange {}: {e}", self.exchange))
+                let hint = if passive && e.to_string().contains("NOT_FOUND") {
+                    " (it does not exist: has st2 never run against this broker?)"
+                } else {
+                    ""
+                };
+                Err(format!("exchange {}: {e}{hint}", self.exchange))
             }
         }
+    }
+
+    /// `sensorctl st2 check`: for every URL, whether it accepts us and
+    /// already has the exchange (declared passively: nothing is created).
+    /// Each entry is the URL without its password and the outcome.
+    pub async fn probe(&self) -> Vec<(String, Result<(), String>)> {
+        let mut out = Vec::with_capacity(self.spec.urls.len());
+        for url in &self.spec.urls {
+            let r = match tokio::time::timeout(self.spec.connect_timeout, self.open(url, true)).await
+            {
+                Ok(Ok(link)) => {
+                    let _ = tokio::time::timeout(
+                        self.spec.connect_timeout,
+                        link.conn.close(200, "sensorctl st2 check"),
+                    )
+                    .await;
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(format!("no answer within {:?}", self.spec.connect_timeout)),
+            };
+            out.push((redact(url), r));
+        }
+        out
     }
 
     fn drop_link(&mut self) {
