@@ -331,3 +331,114 @@ fn st2_check_reports_broker_api_trigger_types_and_a_running_st2sensorcontainer()
     assert_eq!(code, Some(1));
     assert!(out.contains("st2 API http://127.0.0.1:") && out.contains("HTTP 401"), "{out}");
 }
+
+fn st2_trigger(id: &str, file: &Path) -> Value {
+    json!({
+        "id": id,
+        "ref": format!("examples.{id}"),
+        "name": id,
+        "pack": "examples",
+        "type": "examples.file_watch.line",
+        "parameters": {"file_path": file.to_str().unwrap()},
+        "uid": format!("trigger:examples:{id}:x"),
+    })
+}
+
+#[test]
+fn triggers_created_in_st2_reach_a_running_file_watch_sensor_by_poll_and_by_hint() {
+    let Some(rabbit) = RabbitServer::start() else {
+        return;
+    };
+    let Some(py) = kombu_python() else { return };
+    let url = rabbit.url();
+    let api = common::st2api::St2Api::start("k-9");
+    let env = Env::new(&["packs"]);
+    let (a, b) = (env.out.join("a.log"), env.out.join("b.log"));
+    std::fs::write(&a, "").unwrap();
+    std::fs::write(&b, "").unwrap();
+    // A trigger st2 already has: mirrored at start.
+    api.set(
+        "triggers",
+        vec![
+            st2_trigger("0b7c1f2a-aaaa-4d4e-9c1b-000000000001", &a),
+            // Shadow triggers and types we do not have are not ours.
+            json!({"id": "s1", "ref": "examples.event", "name": "event", "pack": "examples", "type": "examples.event", "parameters": {}}),
+            json!({"id": "x1", "ref": "linux.9f", "name": "9f", "pack": "linux", "type": "linux.file_watch.line", "parameters": {"file_path": "/x"}}),
+        ],
+    );
+    // The poll interval is long: within the test only the start and the
+    // hints can explain a change.
+    env.write_config(&format!(
+        "st2:\n  url: '{url}'\n  api_url: '{}'\n  api_key: k-9\n  trigger_poll_interval: 600s\n",
+        api.url()
+    ));
+    env.register();
+    let mut c = env.start_container(&["--sensor-ref", "examples.FileWatchSensor"]);
+    let lines_of = |file: &Path| -> Vec<String> {
+        env.instances_of("examples.file_watch.line")
+            .iter()
+            .filter(|i| i["payload"]["file_path"] == file.to_str().unwrap())
+            .map(|i| i["payload"]["line"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    // Append until the sensor tails the file (it starts at the end).
+    let tails = |file: &Path, tag: &str| {
+        let mut n = 0;
+        wait_until(Duration::from_secs(30), || {
+            n += 1;
+            let mut f = std::fs::OpenOptions::new().append(true).open(file).unwrap();
+            use std::io::Write;
+            writeln!(f, "{tag} {n}").unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            lines_of(file).iter().any(|l| l.starts_with(tag))
+        })
+    };
+    assert!(tails(&a, "first"), "{}", c.log());
+    let t = env.sensorctl_json(&["trigger", "list", "--json"]);
+    let refs: Vec<&str> = t.as_array().unwrap().iter().filter_map(|t| t["ref"].as_str()).collect();
+    assert!(refs.contains(&"examples.0b7c1f2a-aaaa-4d4e-9c1b-000000000001"), "{refs:?}");
+    assert!(!refs.contains(&"linux.9f"), "{refs:?}");
+    // Local changes are refused: the triggers are st2's.
+    let out = env.sensorctl(&[
+        "trigger", "create", "--type", "examples.file_watch.line", "--parameters", r#"{"file_path": "/tmp/x"}"#,
+    ]);
+    assert!(!out.status.success());
+    assert!(common::stderr(&out).contains("triggers come from StackStorm"), "{}", common::stderr(&out));
+
+    // st2 creates a second one and says so on st2.trigger: picked up now,
+    // not in 600 s.
+    api.set(
+        "triggers",
+        vec![
+            st2_trigger("0b7c1f2a-aaaa-4d4e-9c1b-000000000001", &a),
+            st2_trigger("0b7c1f2a-bbbb-4d4e-9c1b-000000000002", &b),
+        ],
+    );
+    // The watcher connects shortly after start; a hint before that is
+    // covered by its first-connection re-read, so keep hinting until seen.
+    let seen = wait_until(Duration::from_secs(30), || {
+        engine(&py, &url, &["hint"]);
+        env.sensorctl_json(&["trigger", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["ref"] == "examples.0b7c1f2a-bbbb-4d4e-9c1b-000000000002")
+    });
+    assert!(seen, "{}", c.log());
+    assert!(tails(&b, "second"), "{}", c.log());
+
+    // st2 deletes the first: removed here and from the sensor.
+    api.set("triggers", vec![st2_trigger("0b7c1f2a-bbbb-4d4e-9c1b-000000000002", &b)]);
+    let gone = wait_until(Duration::from_secs(30), || {
+        engine(&py, &url, &["hint"]);
+        !env.sensorctl_json(&["trigger", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["ref"] == "examples.0b7c1f2a-aaaa-4d4e-9c1b-000000000001")
+    });
+    assert!(gone, "{}", c.log());
+    assert!(c.log().contains("st2 triggers: 0 added, 0 updated, 1 removed"), "{}", c.log());
+    assert!(api.requests().iter().all(|r| r.starts_with("/api/v1/triggers?limit=100")));
+    c.terminate(Duration::from_secs(10));
+}

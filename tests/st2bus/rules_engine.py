@@ -7,6 +7,8 @@ uses it: a durable queue bound to the topic exchange
   rules_engine.py URL consume N OUT [SECS]    take N messages, write OUT
   rules_engine.py URL drain OUT [IDLE]        take messages until none came
                                               for IDLE seconds (2), write OUT
+  rules_engine.py URL hint                    as st2 on a trigger change:
+                                              one message on st2.trigger
   rules_engine.py URL watch QUEUE SECS        as st2's sensor container's
                                               trigger watcher: consume an
                                               exclusive QUEUE on st2.trigger
@@ -85,6 +87,11 @@ def main():
                     f.write(json.dumps(g) + "\n")
             if want is not None and len(got) < want:
                 sys.exit("got %d of %d messages" % (len(got), want))
+        elif mode == "hint":
+            trigger = Exchange(PREFIX + ".trigger", type="topic", durable=True)
+            # st2 sends a pickled mongoengine document; only its arrival matters.
+            conn.Producer(serializer="pickle").publish(
+                {"id": "hint"}, exchange=trigger, routing_key="create", declare=[trigger])
         elif mode == "watch":
             import time
             name, secs = sys.argv[3], float(sys.argv[4])

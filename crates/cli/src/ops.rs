@@ -641,6 +641,7 @@ impl Ops {
                 to_json(&self.trigger_by_id(q.id.as_deref())?)
             }
             "trigger.create" => {
+                self.refuse_if_mirrored(op)?;
                 let q: TriggerParams = params(op, p)?;
                 let Some(type_ref) = q.type_ref else {
                     return Err(OpError::new(
@@ -673,6 +674,7 @@ impl Ops {
                 to_json(&trigger)
             }
             "trigger.update" => {
+                self.refuse_if_mirrored(op)?;
                 let q: TriggerParams = params(op, p)?;
                 let mut trigger = self.trigger_by_id(q.id.as_deref())?;
                 let parameters = q.parameters.unwrap_or_else(|| json!({}));
@@ -691,6 +693,7 @@ impl Ops {
                 to_json(&trigger)
             }
             "trigger.delete" => {
+                self.refuse_if_mirrored(op)?;
                 let q: TriggerParams = params(op, p)?;
                 let trigger = self.trigger_by_id(q.id.as_deref())?;
                 reg.delete_trigger(&trigger.trigger_ref)?;
@@ -932,6 +935,100 @@ impl Ops {
 
     /// Tell the running container's sensors (no container: nothing to tell;
     /// sensors get every trigger from `init` when they start).
+    /// Triggers come from st2 when `st2.api_url` is set: local changes
+    /// would be undone by the next mirror pass.
+    fn refuse_if_mirrored(&self, op: &str) -> Result<(), OpError> {
+        match &self.settings.st2.api_url {
+            Some(url) => Err(OpError::new(
+                OpErrorKind::Invalid,
+                format!("{op}: triggers come from StackStorm here (st2.api_url is {url}): st2 creates them for the rules that use a parameterized trigger type; `sensorctl trigger list` shows the mirrored ones"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Make the registry's parameterized triggers exactly st2's `list`
+    /// (`GET /api/v1/triggers`) for the registered trigger types, with
+    /// st2's own ids and refs, telling running sensors (`add_trigger`,
+    /// `update_trigger`, `remove_trigger`). Shadow triggers (a type's own,
+    /// ref = type) are left alone; entries of unknown types, or whose
+    /// parameters do not fit the type, are skipped with a warning once per
+    /// pass. Returns (added, updated, removed).
+    pub async fn mirror_triggers(&self, list: &[Value]) -> Result<(usize, usize, usize), OpError> {
+        let reg = &self.store.registry;
+        let mut wanted: std::collections::BTreeMap<String, content::Trigger> =
+            std::collections::BTreeMap::new();
+        for t in list {
+            let (Some(id), Some(r), Some(ty)) = (
+                t["id"].as_str(),
+                t["ref"].as_str(),
+                t["type"].as_str(),
+            ) else {
+                continue;
+            };
+            if r == ty {
+                continue;
+            }
+            let Some(tt) = reg.trigger_type(ty)? else {
+                continue;
+            };
+            let parameters = if t["parameters"].is_null() {
+                json!({})
+            } else {
+                t["parameters"].clone()
+            };
+            if let Err(e) = check_parameters(&tt, &parameters) {
+                tracing::warn!("st2 trigger {r} ({ty}) skipped: {}", e.message);
+                continue;
+            }
+            let (pack, name) = r.split_once('.').unwrap_or((tt.pack.as_str(), r));
+            let uid = t["uid"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| content::uid::trigger_uid(pack, name, &parameters));
+            wanted.insert(
+                r.to_string(),
+                content::Trigger {
+                    id: id.to_string(),
+                    uid,
+                    trigger_ref: r.to_string(),
+                    name: name.to_string(),
+                    pack: pack.to_string(),
+                    type_ref: ty.to_string(),
+                    parameters,
+                },
+            );
+        }
+        let (mut added, mut updated, mut removed) = (0, 0, 0);
+        for have in reg.triggers()? {
+            if have.trigger_ref == have.type_ref {
+                continue;
+            }
+            match wanted.remove(&have.trigger_ref) {
+                Some(w) if w == have => {}
+                Some(w) => {
+                    reg.put_trigger(&w)?;
+                    self.store.flush()?;
+                    self.notify("trigger.update", &w).await?;
+                    updated += 1;
+                }
+                None => {
+                    reg.delete_trigger(&have.trigger_ref)?;
+                    self.store.flush()?;
+                    self.notify("trigger.remove", &have).await?;
+                    removed += 1;
+                }
+            }
+        }
+        for w in wanted.into_values() {
+            reg.put_trigger(&w)?;
+            self.store.flush()?;
+            self.notify("trigger.add", &w).await?;
+            added += 1;
+        }
+        Ok((added, updated, removed))
+    }
+
     async fn notify(&self, method: &str, trigger: &content::Trigger) -> Result<(), OpError> {
         if let Some(c) = &self.live {
             c.trigger_changed(method, trigger).await?;

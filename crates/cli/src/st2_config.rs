@@ -24,6 +24,7 @@ pub struct St2Section {
     pub api_url: Option<String>,
     pub api_key: Option<String>,
     pub management_url: Option<String>,
+    pub trigger_poll_interval: Option<serde_yaml::Value>,
 }
 
 /// `st2:` resolved (with the st2.conf it names read).
@@ -49,6 +50,9 @@ pub struct St2Settings {
     /// RabbitMQ's management API (`http://host:15672`), which lists the
     /// queues `sensorctl st2 check` looks at.
     pub management_url: Option<String>,
+    /// With `api_url`: how often st2's triggers are read again even when
+    /// no hint came on `<prefix>.trigger`.
+    pub trigger_poll_interval: Duration,
 }
 
 /// Resolve `st2:` (reads `config_path`; errors name the key or the file).
@@ -115,6 +119,15 @@ pub fn st2_settings(s: &St2Section) -> Result<St2Settings> {
         api_url: s.api_url.clone(),
         api_key: s.api_key.clone(),
         management_url: s.management_url.clone(),
+        trigger_poll_interval: {
+            let d = duration("st2.trigger_poll_interval", &s.trigger_poll_interval)?
+                .unwrap_or(Duration::from_secs(30));
+            anyhow::ensure!(
+                d >= Duration::from_secs(1),
+                "st2.trigger_poll_interval: must be at least 1s, got {d:?}"
+            );
+            d
+        },
     })
 }
 

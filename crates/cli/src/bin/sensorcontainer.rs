@@ -146,10 +146,14 @@ fn run(cli: Cli) -> Result<i32> {
             openstack.set_listen_url(*addr, settings.api.tls.is_some());
         }
         let expiry = tokio::spawn(openstack.run_expiry());
+        let mirror = sc_cli::st2_mirror::start(ops.clone(), &settings.st2);
         let hup = tokio::spawn(reload_on_sighup(ops));
         let code = container.run(shutdown_signal()).await?;
         hup.abort();
         expiry.abort();
+        if let Some(m) = mirror {
+            m.abort();
+        }
         drop(listeners);
         sinks.stop().await;
         // Commit whatever is still queued (internal triggers of the stop).
