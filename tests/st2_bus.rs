@@ -442,3 +442,53 @@ fn triggers_created_in_st2_reach_a_running_file_watch_sensor_by_poll_and_by_hint
     assert!(api.requests().iter().all(|r| r.starts_with("/api/v1/triggers?limit=100")));
     c.terminate(Duration::from_secs(10));
 }
+
+#[test]
+fn with_st2_datastore_sensors_keys_live_in_st2_with_the_same_semantics_and_error_codes() {
+    let api = common::st2api::St2Api::start("k-7");
+    let env = Env::new(&["tests/packs"]);
+    env.write_config(&format!(
+        "st2:\n  api_url: '{}'\n  api_key: k-7\n  datastore: st2\n",
+        api.url()
+    ));
+    env.register();
+    let mut c = env.start_container(&["--sensor-ref", "testpack.DatastoreProbe"]);
+    env.wait_marker("probe.json", Duration::from_secs(60), &mut c);
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.marker("probe.json")).unwrap()).unwrap();
+    assert!(c.terminate(Duration::from_secs(10)).success(), "{}", c.log());
+
+    // TTL: st2's (the stand-in expires at 2 s).
+    assert_eq!(r["set_ttl"], true);
+    assert_eq!(r["before_expiry"], "lived");
+    let gone = r["ttl_gone_after"].as_f64().unwrap();
+    assert!((1.9..3.0).contains(&gone), "ttl=2 key vanished after {gone}s");
+    // Secrets: st2 encrypts (its key); ciphertext without decrypt.
+    assert_ne!(r["cipher"].as_str().unwrap(), "PLAINTEXT-SECRET-7f3a9c");
+    assert_eq!(r["plain"], true, "{r:#}");
+    // StackStorm semantics, through st2's API.
+    assert_eq!(r["missing"], Value::Null);
+    assert_eq!(r["delete_missing"], false);
+    assert_eq!(r["delete_present"], true);
+    assert_eq!(r["global_value"], "g");
+    let listed: Vec<&str> = r["listed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(listed.contains(&"testpack.DatastoreProbe:sticky"), "{listed:?}");
+    assert!(listed.iter().all(|n| n.starts_with("testpack.DatastoreProbe:")), "{listed:?}");
+    // The same error codes as the local datastore.
+    let raw = &r["raw"];
+    assert_eq!(raw["non_string_value"], -32602);
+    assert_eq!(raw["negative_ttl"], -32602);
+    assert_eq!(raw["float_ttl"], -32602);
+    assert_eq!(raw["empty_name"], -32020);
+    assert_eq!(raw["long_name"], -32020);
+    assert_eq!(raw["user_scope"], -32020);
+
+    // The keys are st2's (what `st2 key list` shows) — and not ours.
+    let keys = api.keys();
+    assert_eq!(keys["testpack.DatastoreProbe:sticky"]["value"], "b");
+    assert_eq!(keys["testpack.DatastoreProbe:secret"]["secret"], true);
+    assert_eq!(keys["probe.global"]["value"], "g");
+    assert!(!keys.contains_key("testpack.DatastoreProbe:short"), "expired key still listed");
+    let local = env.sensorctl_ok(&["key", "list"]);
+    assert!(!local.contains("sticky") && !local.contains("probe.global"), "{local}");
+}

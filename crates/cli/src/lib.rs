@@ -19,6 +19,7 @@ pub mod sink_config;
 pub mod sink_ops;
 pub mod st2_cmd;
 pub mod st2_config;
+pub mod st2_datastore;
 pub mod st2_mirror;
 pub mod venv;
 

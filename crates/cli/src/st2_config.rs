@@ -25,6 +25,7 @@ pub struct St2Section {
     pub api_key: Option<String>,
     pub management_url: Option<String>,
     pub trigger_poll_interval: Option<serde_yaml::Value>,
+    pub datastore: Option<String>,
 }
 
 /// `st2:` resolved (with the st2.conf it names read).
@@ -53,6 +54,18 @@ pub struct St2Settings {
     /// With `api_url`: how often st2's triggers are read again even when
     /// no hint came on `<prefix>.trigger`.
     pub trigger_poll_interval: Duration,
+    /// Where sensors' `kv.*` go.
+    pub datastore: DatastoreChoice,
+}
+
+/// `st2.datastore`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DatastoreChoice {
+    /// This container's own datastore (`sensorctl key`).
+    #[default]
+    Local,
+    /// st2's, through its API (`st2 key`).
+    St2,
 }
 
 /// Resolve `st2:` (reads `config_path`; errors name the key or the file).
@@ -119,6 +132,17 @@ pub fn st2_settings(s: &St2Section) -> Result<St2Settings> {
         api_url: s.api_url.clone(),
         api_key: s.api_key.clone(),
         management_url: s.management_url.clone(),
+        datastore: match s.datastore.as_deref() {
+            None | Some("local") => DatastoreChoice::Local,
+            Some("st2") => {
+                anyhow::ensure!(
+                    s.api_url.is_some(),
+                    "st2.datastore: 'st2' needs st2.api_url (and st2.api_key) to reach st2's /api/v1/keys"
+                );
+                DatastoreChoice::St2
+            }
+            Some(other) => anyhow::bail!("st2.datastore: expected 'local' or 'st2', got '{other}'"),
+        },
         trigger_poll_interval: {
             let d = duration("st2.trigger_poll_interval", &s.trigger_poll_interval)?
                 .unwrap_or(Duration::from_secs(30));

@@ -28,6 +28,7 @@ pub mod dispatcher;
 pub mod internal;
 pub mod kv;
 pub mod ratelimit;
+pub mod remote_kv;
 pub mod runtime;
 pub mod sensor_check;
 pub mod service;

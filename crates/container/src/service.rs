@@ -146,6 +146,8 @@ impl ConnectionHandle {
 pub struct ServiceDeps {
     pub dispatcher: Arc<Dispatcher>,
     pub kv: KvService,
+    /// When set, `kv.*` go there instead of `kv` (st2's datastore).
+    pub remote_kv: Option<crate::remote_kv::RemoteKv>,
     pub max_frame_bytes: usize,
 }
 
@@ -467,6 +469,9 @@ impl Reader {
                 name.to_string()
             }
         };
+        if let Some(remote) = self.deps.remote_kv.clone() {
+            return self.kv_remote(&remote, method, &p, local).await;
+        }
         let kv = self.deps.kv.clone();
         let result = match method {
             "kv.get" => {
@@ -521,6 +526,76 @@ impl Reader {
             let err = datastore_error(e);
             if self.warnings.allow("datastore call failed", &sensor) {
                 tracing::warn!(sensor = %sensor, "{method} failed: {}", err.message);
+            }
+            err
+        })
+    }
+
+    /// `kv.*` against a remote datastore: the same parameters, checks and
+    /// error codes as the local one; its own events are its business (st2
+    /// emits `core.st2.key_value_pair.*` itself).
+    async fn kv_remote(
+        &mut self,
+        remote: &crate::remote_kv::RemoteKv,
+        method: &str,
+        p: &KvParams,
+        local: impl Fn(&str) -> String,
+    ) -> Result<Value, RpcError> {
+        use crate::remote_kv::RemoteKvError;
+        use store::datastore::{check_name, check_value};
+        let store = &remote.0;
+        let named = |name: String| check_name(&name).map(|()| name).map_err(datastore_error);
+        let result = match method {
+            "kv.get" => {
+                let name = named(local(&p.required_name(method)?))?;
+                store
+                    .get(&name, p.decrypt)
+                    .await
+                    .map(|v| v.unwrap_or(Value::Null))
+            }
+            "kv.list" => {
+                let prefix = local(p.prefix.as_deref().unwrap_or(""));
+                let limit = p.count("limit")?;
+                let offset = p.count("offset")?.unwrap_or(0);
+                store
+                    .list(&prefix, offset, limit, p.decrypt)
+                    .await
+                    .map(Value::Array)
+            }
+            "kv.set" | "kv.delete" => {
+                let name = named(local(&p.required_name(method)?))?;
+                if let Some(c) = &self.last_write.log {
+                    c.wait().await.map_err(storage)?;
+                }
+                if method == "kv.set" {
+                    let Some(Value::String(value)) = &p.value else {
+                        return Err(RpcError::new(
+                            codes::INVALID_PARAMS,
+                            format!(
+                                "kv.set: \"value\" must be a string, got {} (the Python shim converts with str())",
+                                p.value.as_ref().map(Value::to_string).unwrap_or_else(|| "nothing".into())
+                            ),
+                        ));
+                    };
+                    check_value(&name, value).map_err(datastore_error)?;
+                    let ttl = p.count("ttl")?.map(|t| t as u64);
+                    store
+                        .set(&name, value, ttl, p.encrypt)
+                        .await
+                        .map(|()| Value::Bool(true))
+                } else {
+                    store.delete(&name).await.map(Value::Bool)
+                }
+            }
+            _ => unreachable!("kv_remote() is only called for kv.* methods"),
+        };
+        result.map_err(|e| {
+            let err = match e {
+                RemoteKvError::Refused(m) => RpcError::new(codes::DATASTORE_ERROR, m),
+                RemoteKvError::Unavailable(m) => RpcError::new(codes::STORAGE_ERROR, m),
+            };
+            if self.warnings.allow("datastore call failed", &self.ctx.sensor_ref) {
+                tracing::warn!(sensor = %self.ctx.sensor_ref, "{method} failed: {}", err.message);
             }
             err
         })

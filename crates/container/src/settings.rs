@@ -110,6 +110,9 @@ pub struct ContainerSettings {
     /// This run's cgroup (`cgroup::RunCgroup::create`), when the host
     /// lets us have one: each sensor gets a child cgroup of it.
     pub cgroup_dir: Option<PathBuf>,
+    /// Sensors' `kv.*` go here instead of the local datastore
+    /// (`st2.datastore: st2`).
+    pub remote_datastore: Option<crate::remote_kv::RemoteKv>,
 }
 
 impl ContainerSettings {
@@ -127,6 +130,7 @@ impl ContainerSettings {
             limits: Limits::default(),
             instance_id: None,
             cgroup_dir: None,
+            remote_datastore: None,
         }
     }
 

@@ -144,6 +144,7 @@ impl Container {
         let deps = Arc::new(ServiceDeps {
             dispatcher,
             kv,
+            remote_kv: settings.remote_datastore.clone(),
             max_frame_bytes: settings.max_frame_bytes,
         });
         let runtime_dir = runtime::install(&settings.data_dir)?;

@@ -144,7 +144,9 @@ fn expiry_key(at_ms: u64, key: &str) -> Vec<u8> {
     k
 }
 
-fn check_name(name: &str) -> Result<(), StoreError> {
+/// Whether `name` can name a key (not empty, at most [`MAX_NAME_BYTES`],
+/// no NUL): the same rule for a remote datastore's callers.
+pub fn check_name(name: &str) -> Result<(), StoreError> {
     if name.is_empty() {
         return Err(StoreError::Invalid("key name must not be empty".into()));
     }
@@ -156,6 +158,17 @@ fn check_name(name: &str) -> Result<(), StoreError> {
     }
     if name.contains('\0') {
         return Err(StoreError::Invalid("key name must not contain NUL".into()));
+    }
+    Ok(())
+}
+
+/// Whether `value` fits a key (at most [`MAX_VALUE_BYTES`]).
+pub fn check_value(name: &str, value: &str) -> Result<(), StoreError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "value of '{name}' is {} bytes long; the limit is {MAX_VALUE_BYTES}",
+            value.len()
+        )));
     }
     Ok(())
 }
@@ -239,12 +252,7 @@ impl Datastore {
         encrypt: bool,
     ) -> Result<Written, StoreError> {
         check_name(name)?;
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(StoreError::Invalid(format!(
-                "value of '{name}' is {} bytes long; the limit is {MAX_VALUE_BYTES}",
-                value.len()
-            )));
-        }
+        check_value(name, value)?;
         let stored = if encrypt {
             self.crypto()?.encrypt(&Self::aad(scope, name), value)
         } else {

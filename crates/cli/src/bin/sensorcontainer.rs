@@ -105,8 +105,14 @@ fn run(cli: Cli) -> Result<i32> {
             Some(r) => Selection::One(r),
             None => Selection::AllEnabled,
         };
+        let mut container_settings = settings.container.clone();
+        if settings.st2.datastore == sc_cli::st2_config::DatastoreChoice::St2 {
+            container_settings.remote_datastore =
+                Some(sc_cli::st2_datastore::St2Datastore::remote(&settings.st2)?);
+            tracing::info!("sensors' kv.* go to st2's datastore (st2.datastore: st2)");
+        }
         let container = Container::new(
-            settings.container.clone(),
+            container_settings,
             store.clone(),
             log.clone(),
             selection,

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
-use hyper::{Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -28,7 +28,7 @@ const MAX_BODY: usize = 32 << 20;
 
 /// A small JSON-over-HTTP(S) GET client (rustls, ring).
 pub struct JsonClient {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -50,41 +50,64 @@ impl JsonClient {
         })
     }
 
-    /// GET `url` with `headers`; the status and the JSON body of a 2xx,
-    /// else an error quoting the answer.
-    pub async fn get(&self, url: &str, headers: &[(HeaderName, String)]) -> Result<Value, String> {
+    /// One request; the status and the body, whatever the status. Errors
+    /// are transport failures (no answer, a broken connection, a timeout).
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(HeaderName, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), String> {
         let uri: Uri = url.parse().map_err(|e| format!("{url}: not a URL: {e}"))?;
-        let mut req = Request::get(uri).header(ACCEPT, "application/json");
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header(ACCEPT, "application/json");
         for (k, v) in headers {
             let v = HeaderValue::from_str(v).map_err(|_| format!("{k}: not a header value"))?;
             req = req.header(k, v);
         }
+        if body.is_some() {
+            req = req.header(CONTENT_TYPE, "application/json");
+        }
         let req = req
-            .body(Empty::new())
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| format!("{method} {url}: {e}"))?;
         let exchange = async {
             let resp = self
                 .client
                 .request(req)
                 .await
-                .map_err(|e| format!("GET {url}: {}", chain(&e)))?;
+                .map_err(|e| format!("{method} {url}: {}", chain(&e)))?;
             let status = resp.status();
             let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
                 .await
-                .map_err(|e| format!("GET {url}: reading the answer: {e}"))?
+                .map_err(|e| format!("{method} {url}: reading the answer: {e}"))?
                 .to_bytes();
             Ok::<_, String>((status, body))
         };
-        let (status, body) = tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| format!("GET {url}: no answer within {:?}", self.timeout))??;
+            .map_err(|_| format!("{method} {url}: no answer within {:?}", self.timeout))?
+    }
+
+    /// GET `url` with `headers`: the JSON body of a 2xx, else an error
+    /// quoting the answer.
+    pub async fn get(&self, url: &str, headers: &[(HeaderName, String)]) -> Result<Value, String> {
+        let (status, body) = self.request(Method::GET, url, headers, None).await?;
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-            return Err(format!("GET {url}: HTTP {status}: {}", text.trim()));
+            return Err(format!("GET {url}: {}", quote(status, &body)));
         }
         serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))
     }
+}
+
+/// `HTTP <status>: <the start of the body>`.
+fn quote(status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    format!("HTTP {status}: {}", text.trim())
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -132,13 +155,16 @@ impl St2Api {
         format!("{}/{resource}", self.base)
     }
 
-    /// Every entry of a listed resource, page by page.
-    pub async fn list(&self, resource: &str) -> Result<Vec<Value>, String> {
-        let headers: Vec<(HeaderName, String)> = self
-            .key
+    fn headers(&self) -> Vec<(HeaderName, String)> {
+        self.key
             .iter()
             .map(|k| (HeaderName::from_static("st2-api-key"), k.clone()))
-            .collect();
+            .collect()
+    }
+
+    /// Every entry of a listed resource, page by page.
+    pub async fn list(&self, resource: &str) -> Result<Vec<Value>, String> {
+        let headers = self.headers();
         let mut all = Vec::new();
         for page in 0..MAX_PAGES {
             let url = format!("{}?limit={PAGE}&offset={}", self.url(resource), page * PAGE);
@@ -157,6 +183,144 @@ impl St2Api {
             self.url(resource),
             MAX_PAGES
         ))
+    }
+}
+
+/// A failed call of st2's API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// The HTTP status st2 answered with; `None` when it did not answer.
+    pub status: Option<u16>,
+    /// What happened, with the URL and st2's `faultstring` if any.
+    pub message: String,
+}
+
+impl ApiError {
+    fn transport(message: String) -> ApiError {
+        ApiError {
+            status: None,
+            message,
+        }
+    }
+
+    /// st2 refused the request itself (a 4xx other than 408/429): the
+    /// caller's mistake, not an outage.
+    pub fn is_refusal(&self) -> bool {
+        self.status
+            .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+    }
+}
+
+/// st2's datastore scope for system keys.
+const SYSTEM_SCOPE: &str = "st2kv.system";
+
+impl St2Api {
+    async fn call(
+        &self,
+        method: Method,
+        url: String,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), ApiError> {
+        let body = body.map(|b| b.to_string().into_bytes());
+        let (status, bytes) = self
+            .http
+            .request(method.clone(), &url, &self.headers(), body)
+            .await
+            .map_err(ApiError::transport)?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok((status.as_u16(), v));
+        }
+        let why = v["faultstring"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| quote(status, &bytes));
+        Err(ApiError {
+            status: Some(status.as_u16()),
+            message: format!("{method} {url}: HTTP {}: {why}", status.as_u16()),
+        })
+    }
+
+    fn key_url(&self, name: &str) -> String {
+        format!("{}/{}", self.url("keys"), form_path_segment(name))
+    }
+
+    /// `GET /keys/{name}` in the system scope; `None` on 404.
+    pub async fn key_get(&self, name: &str, decrypt: bool) -> Result<Option<Value>, ApiError> {
+        let url = format!("{}?scope={SYSTEM_SCOPE}&decrypt={decrypt}", self.key_url(name));
+        match self.call(Method::GET, url, None).await? {
+            (404, _) => Ok(None),
+            (_, v) => Ok(Some(v)),
+        }
+    }
+
+    /// `GET /keys?prefix=` in the system scope: `limit` keys from
+    /// `offset`, or every one from there (page by page) without a limit.
+    pub async fn key_list(
+        &self,
+        prefix: &str,
+        offset: usize,
+        limit: Option<usize>,
+        decrypt: bool,
+    ) -> Result<Vec<Value>, ApiError> {
+        let mut all = Vec::new();
+        for page in 0..MAX_PAGES {
+            let want = limit.map_or(PAGE, |l| (l - all.len()).min(PAGE));
+            if want == 0 {
+                break;
+            }
+            let url = format!(
+                "{}?scope={SYSTEM_SCOPE}&decrypt={decrypt}&prefix={}&offset={}&limit={want}",
+                self.url("keys"),
+                form_path_segment(prefix),
+                offset + page * PAGE
+            );
+            let items = match self.call(Method::GET, url, None).await? {
+                (_, Value::Array(items)) => items,
+                (404, _) => vec![],
+                (_, other) => {
+                    return Err(ApiError::transport(format!(
+                        "GET {}: expected a JSON list, got {other}",
+                        self.url("keys")
+                    )))
+                }
+            };
+            let n = items.len();
+            all.extend(items);
+            if n < want {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// `PUT /keys/{name}` in the system scope.
+    pub async fn key_put(
+        &self,
+        name: &str,
+        value: &str,
+        ttl: Option<u64>,
+        secret: bool,
+    ) -> Result<(), ApiError> {
+        let mut body = serde_json::json!({
+            "name": name, "value": value, "scope": SYSTEM_SCOPE, "secret": secret,
+        });
+        if let Some(t) = ttl {
+            body["ttl"] = t.into();
+        }
+        match self.call(Method::PUT, self.key_url(name), Some(body)).await? {
+            (404, v) => Err(ApiError {
+                status: Some(404),
+                message: format!("PUT {}: HTTP 404: {v}", self.key_url(name)),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `DELETE /keys/{name}` in the system scope; whether it existed.
+    pub async fn key_delete(&self, name: &str) -> Result<bool, ApiError> {
+        let url = format!("{}?scope={SYSTEM_SCOPE}", self.key_url(name));
+        Ok(self.call(Method::DELETE, url, None).await?.0 != 404)
     }
 }
 
