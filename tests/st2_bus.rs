@@ -492,3 +492,51 @@ fn with_st2_datastore_sensors_keys_live_in_st2_with_the_same_semantics_and_error
     let local = env.sensorctl_ok(&["key", "list"]);
     assert!(!local.contains("sticky") && !local.contains("probe.global"), "{local}");
 }
+
+#[test]
+fn st2_conf_cluster_urls_fail_over_to_a_tls_broker_trusted_through_ssl_ca_certs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.key_pair.serialize_pem()).unwrap();
+    let Some(rabbit) = RabbitServer::start_with_tls(&cert_pem, &key_pem) else {
+        return;
+    };
+    let Some(py) = kombu_python() else { return };
+    let url = rabbit.url();
+    engine(&py, &url, &["declare"]);
+    // st2.conf as st2 has it: the first broker of the cluster is down, the
+    // second speaks TLS with a certificate only ssl_ca_certs vouches for.
+    let dead = common::peers::free_port();
+    let st2_conf = dir.path().join("st2.conf");
+    std::fs::write(
+        &st2_conf,
+        format!(
+            "[api]\nport = 9101\n\n[messaging]\nurl = amqp://guest:guest@127.0.0.1:{dead}/\n\
+             cluster_urls = amqp://guest:guest@127.0.0.1:{dead}/,\n    amqps://guest:guest@localhost:{}/\n\
+             ssl_ca_certs = {}\n",
+            rabbit.tls_port().unwrap(),
+            cert_pem.display()
+        ),
+    )
+    .unwrap();
+    let env = Env::new(&["tests/packs"]);
+    env.write_config(&format!(
+        "st2:\n  config_path: {}\n  connect_timeout: 2s\nsinks:\n- {{name: st2, type: st2}}\n",
+        st2_conf.display()
+    ));
+    env.register();
+    let mut c = env.start_container(&["--sensor-ref", "testpack.BurstSensor"]);
+    std::fs::write(env.out.join("burst.request"), "500").unwrap();
+    env.wait_marker("burst.done.500", Duration::from_secs(60), &mut c);
+    let upto = wait_delivered(&env, &c);
+    assert!(
+        c.log().contains(&format!("st2 sink: connected to amqps://guest:***@localhost:{}/", rabbit.tls_port().unwrap())),
+        "{}",
+        c.log()
+    );
+    c.terminate(Duration::from_secs(10));
+    let got = drain(&py, &url, env.dir.path());
+    assert!(assert_all_arrived(&env, &got, upto) > 500);
+}

@@ -30,6 +30,7 @@ pub struct RabbitServer {
     dist_port: u16,
     epmd_port: u16,
     management_port: Option<u16>,
+    tls_port: Option<u16>,
     dir: tempfile::TempDir,
     bin: PathBuf,
 }
@@ -39,16 +40,22 @@ impl RabbitServer {
     /// installed outside CI. Under CI=true a missing or failing broker
     /// fails the test.
     pub fn start() -> Option<RabbitServer> {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// Start one with the management plugin on [`RabbitServer::management_url`]
     /// (statistics every 500 ms, so queue consumers show quickly).
     pub fn start_with_management() -> Option<RabbitServer> {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(management: bool) -> Option<RabbitServer> {
+    /// Start one with a TLS listener too, on [`RabbitServer::tls_port`],
+    /// serving `cert` and `key` (PEM files).
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Option<RabbitServer> {
+        Self::start_with(false, Some((cert, key)))
+    }
+
+    fn start_with(management: bool, tls: Option<(&Path, &Path)>) -> Option<RabbitServer> {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");
         let Some(bin) = rabbitmq_binary() else {
             let why = "rabbitmq-server not found: run scripts/install-peers.sh as root (or set SC_RABBITMQ_SERVER)";
@@ -58,13 +65,20 @@ impl RabbitServer {
         };
         let dir = tempfile::tempdir().unwrap();
         let management_port = management.then(free_port);
-        let (plugins, conf) = match management_port {
-            Some(p) => (
-                "[rabbitmq_management].\n".to_string(),
-                format!("management.tcp.port = {p}\nmanagement.tcp.ip = 127.0.0.1\ncollect_statistics_interval = 500\n"),
-            ),
-            None => ("[].\n".to_string(), String::new()),
-        };
+        let mut plugins = "[].\n".to_string();
+        let mut conf = String::new();
+        if let Some(p) = management_port {
+            plugins = "[rabbitmq_management].\n".into();
+            conf.push_str(&format!("management.tcp.port = {p}\nmanagement.tcp.ip = 127.0.0.1\ncollect_statistics_interval = 500\n"));
+        }
+        let tls_port = tls.map(|_| free_port());
+        if let (Some(p), Some((cert, key))) = (tls_port, tls) {
+            conf.push_str(&format!(
+                "listeners.ssl.1 = 127.0.0.1:{p}\nssl_options.cacertfile = {c}\nssl_options.certfile = {c}\nssl_options.keyfile = {k}\nssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n",
+                c = cert.display(),
+                k = key.display()
+            ));
+        }
         std::fs::write(dir.path().join("enabled_plugins"), plugins).unwrap();
         std::fs::write(dir.path().join("rabbitmq.conf"), conf).unwrap();
         let epmd_port = free_port();
@@ -83,6 +97,7 @@ impl RabbitServer {
             dist_port: free_port(),
             epmd_port,
             management_port,
+            tls_port,
             dir,
             bin,
         };
@@ -94,6 +109,11 @@ impl RabbitServer {
     /// awaited too), if started with it.
     pub fn management_url(&self) -> Option<String> {
         self.management_port.map(|p| format!("http://127.0.0.1:{p}"))
+    }
+
+    /// The TLS listener's port, if started with one.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/` (guest may log in over loopback).
@@ -125,10 +145,10 @@ impl RabbitServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
         let port = self.port;
-        let mgmt = self.management_port;
+        let extra: Vec<u16> = self.management_port.into_iter().chain(self.tls_port).collect();
         let up = wait_until(Duration::from_secs(60), || {
             (std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && mgmt.is_none_or(|m| std::net::TcpStream::connect(("127.0.0.1", m)).is_ok()))
+                && extra.iter().all(|m| std::net::TcpStream::connect(("127.0.0.1", *m)).is_ok()))
                 || child.try_wait().ok().flatten().is_some()
         });
         if !up || child.try_wait().ok().flatten().is_some() {

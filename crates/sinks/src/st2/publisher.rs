@@ -94,13 +94,16 @@ impl St2Sink {
             let url = &self.spec.urls[at];
             match tokio::time::timeout(self.spec.connect_timeout, self.open(url, false)).await {
                 Ok(Ok(link)) => {
-                    if i > 0 || errors.is_empty() {
-                        tracing::info!(
-                            "st2 sink: connected to {} (exchange {})",
-                            redact(url),
-                            self.exchange
-                        );
-                    }
+                    tracing::info!(
+                        "st2 sink: connected to {} (exchange {}){}",
+                        redact(url),
+                        self.exchange,
+                        if errors.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" after: {}", errors.join("; "))
+                        }
+                    );
                     let channel = link.channel.clone();
                     self.link = Some(link);
                     self.next_url = at;
