@@ -6,8 +6,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -15,69 +14,11 @@ use common::{pid_alive, wait_until, Env};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
-/// A cold build of the example sensor on a busy 2-core machine.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// Where cargo puts this test's binaries: (target dir, profile dir name).
-fn target_and_profile() -> (PathBuf, String) {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sensorctl"));
-    let profile_dir = bin.parent().expect("profile dir");
-    let profile = profile_dir
-        .file_name()
-        .expect("profile name")
-        .to_string_lossy()
-        .into_owned();
-    let target = profile_dir.parent().expect("target dir").to_path_buf();
-    (target, profile)
-}
-
-/// Build `examples-rust-sensor` (once per test process) into the target
-/// dir and profile this test runs from, with a bounded wait. Returns the
-/// environment `packs/examples/sensors/rust_sensor.sh` needs to find it.
+/// The example sensor, built for this test run.
 fn rust_sensor_env() -> &'static [(String, String)] {
     static BUILT: OnceLock<Vec<(String, String)>> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let (target, profile) = target_and_profile();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(common::repo())
-            .args(["build", "--quiet", "-p", "examples-rust-sensor"])
-            .env("CARGO_TARGET_DIR", &target)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let mut child = cmd.spawn().expect("run cargo build");
-        let done = wait_until(BUILD_TIMEOUT, || matches!(child.try_wait(), Ok(Some(_))));
-        if !done {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cargo build -p examples-rust-sensor did not finish within {BUILD_TIMEOUT:?}");
-        }
-        let out = child.wait_with_output().expect("cargo build output");
-        assert!(
-            out.status.success(),
-            "cargo build -p examples-rust-sensor failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bin = target.join(&profile).join("examples-rust-sensor");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        vec![
-            (
-                "RUST_SENSOR_TARGET_DIR".to_string(),
-                target.display().to_string(),
-            ),
-            // Exactly the binary just built, not an older one of another profile.
-            ("RUST_SENSOR_PROFILE".to_string(), profile),
-        ]
-    })
+    BUILT.get_or_init(|| common::build_sensor("examples-rust-sensor"))
 }
 
 /// The value of a datastore key, if it exists.

@@ -406,6 +406,11 @@ pub fn eventlet_python() -> Option<PathBuf> {
 /// built once and reused while `check` (Python code) runs in it; `None`
 /// when pip could not install them (no PyPI).
 pub fn pip_python(name: &str, packages: &[&str], check: &str) -> Option<PathBuf> {
+    // Tests of one binary run in parallel threads: one of them makes the
+    // venv while the others wait, instead of all racing to delete and
+    // recreate it.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MAKING.lock().unwrap_or_else(|p| p.into_inner());
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let python = venv.join("bin/python");
     let ok = |p: &PathBuf| {
@@ -442,4 +447,68 @@ pub fn ndjson(bytes: &[u8]) -> Vec<Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
+}
+
+/// A cold build of a Rust sensor on a busy 2-core machine.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Where cargo puts this test's binaries: (target dir, profile dir name).
+fn target_and_profile() -> (PathBuf, String) {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sensorctl"));
+    let profile_dir = bin.parent().expect("profile dir");
+    let profile = profile_dir
+        .file_name()
+        .expect("profile name")
+        .to_string_lossy()
+        .into_owned();
+    let target = profile_dir.parent().expect("target dir").to_path_buf();
+    (target, profile)
+}
+
+/// Build the workspace package `package` (a Rust sensor whose binary has
+/// the same name) into the target dir and profile this test runs from,
+/// with a bounded wait; the environment its pack's launcher script needs
+/// to find exactly that binary (`RUST_SENSOR_TARGET_DIR`,
+/// `RUST_SENSOR_PROFILE`). Call it once per test process (`OnceLock`).
+pub fn build_sensor(package: &str) -> Vec<(String, String)> {
+    let (target, profile) = target_and_profile();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(repo())
+        .args(["build", "--quiet", "-p", package])
+        .env("CARGO_TARGET_DIR", &target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let mut child = cmd.spawn().expect("run cargo build");
+    let done = wait_until(BUILD_TIMEOUT, || matches!(child.try_wait(), Ok(Some(_))));
+    if !done {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("cargo build -p {package} did not finish within {BUILD_TIMEOUT:?}");
+    }
+    let out = child.wait_with_output().expect("cargo build output");
+    assert!(
+        out.status.success(),
+        "cargo build -p {package} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = target.join(&profile).join(package);
+    assert!(bin.is_file(), "{} was not built", bin.display());
+    vec![
+        (
+            "RUST_SENSOR_TARGET_DIR".to_string(),
+            target.display().to_string(),
+        ),
+        // Exactly the binary just built, not an older one of another profile.
+        ("RUST_SENSOR_PROFILE".to_string(), profile),
+    ]
 }
