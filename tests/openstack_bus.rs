@@ -40,13 +40,19 @@ fn oslo_python() -> Option<PathBuf> {
     py
 }
 
-/// Publish `notes` with oslo's Notifier and `driver`.
-fn notify(py: &Path, transport_url: &str, driver: &str, notes: &[Value], dir: &Path) {
+/// `notify.py` publishing `notes` with oslo's Notifier and `driver`.
+fn notify_command(py: &Path, transport_url: &str, driver: &str, notes: &[Value], dir: &Path) -> Command {
     let file = dir.join(format!("notes-{}.json", rand_suffix()));
     std::fs::write(&file, serde_json::to_vec(notes).unwrap()).unwrap();
-    let out = Command::new(py)
-        .arg(common::repo().join("tests/oslo/notify.py"))
-        .args([transport_url, driver, file.to_str().unwrap()])
+    let mut cmd = Command::new(py);
+    cmd.arg(common::repo().join("tests/oslo/notify.py"))
+        .args([transport_url, driver, file.to_str().unwrap()]);
+    cmd
+}
+
+/// Publish `notes` with oslo's Notifier and `driver`, and wait for it.
+fn notify(py: &Path, transport_url: &str, driver: &str, notes: &[Value], dir: &Path) {
+    let out = notify_command(py, transport_url, driver, notes, dir)
         .output()
         .expect("run notify.py");
     assert!(
@@ -228,4 +234,113 @@ fn filters_ack_what_they_drop_and_a_broker_restart_loses_nothing() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {last}"));
     assert!(n >= 80, "{last}");
+}
+
+/// Display names of the stored notifications.
+fn names(env: &Env) -> Vec<String> {
+    notifications(env)
+        .iter()
+        .filter_map(|i| i["payload"]["payload"]["display_name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn creates(tag: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|k| {
+            let mut p = nova_create_end();
+            p["display_name"] = json!(format!("{tag}-{k}"));
+            note("info", "compute.instance.create.end", p)
+        })
+        .collect()
+}
+
+#[test]
+fn a_pool_shares_messages_and_each_pool_gets_all_of_them() {
+    let Some(rabbit) = RabbitServer::start() else {
+        return;
+    };
+    let Some(py) = oslo_python() else { return };
+    let envs: Vec<Env> = ["p1", "p1", "p2"]
+        .iter()
+        .map(|pool| {
+            let env = Env::new(&["packs"]);
+            listener_config(&env, &rabbit, &format!("pool: {pool}\ntopics: [notifications]\npriorities: [info]\nprefetch: 4\n"));
+            env.register();
+            env
+        })
+        .collect();
+    let mut cs: Vec<Container> = envs.iter().map(start).collect();
+    let transport = rabbit.url().replacen("amqp://", "rabbit://", 1);
+    notify(&py, &transport, "messagingv2", &creates("pooled", 60), envs[0].dir.path());
+    // Pool p2 alone gets every message.
+    let ok = wait_until(Duration::from_secs(60), || names(&envs[2]).len() >= 60);
+    assert!(ok, "pool p2 got {} of 60\n{}", names(&envs[2]).len(), cs[2].log());
+    // Pool p1's two members share them: each once across both.
+    let ok = wait_until(Duration::from_secs(60), || {
+        names(&envs[0]).len() + names(&envs[1]).len() >= 60
+    });
+    let (a, b) = (names(&envs[0]), names(&envs[1]));
+    assert!(ok, "pool p1 got {} + {} of 60", a.len(), b.len());
+    let mut all: Vec<String> = a.iter().chain(&b).cloned().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!((a.len() + b.len(), all.len()), (60, 60), "duplicates in a pool: {a:?} {b:?}");
+    assert!(!a.is_empty() && !b.is_empty(), "one member got everything: {} / {}", a.len(), b.len());
+    let mut p2 = names(&envs[2]);
+    p2.sort();
+    assert_eq!(p2, all);
+    for c in &mut cs {
+        assert!(c.terminate(Duration::from_secs(10)).success(), "{}", c.log());
+    }
+}
+
+#[test]
+fn kill_9_mid_stream_leaves_every_notification_stored_or_still_queued() {
+    let Some(rabbit) = RabbitServer::start() else {
+        return;
+    };
+    let Some(py) = oslo_python() else { return };
+    let env = Env::new(&["packs"]);
+    listener_config(&env, &rabbit, "priorities: [info]\n");
+    env.register();
+    let mut c = start(&env);
+    let transport = rabbit.url().replacen("amqp://", "rabbit://", 1);
+    const N: usize = 1000;
+    let mut publisher = notify_command(&py, &transport, "messagingv2", &creates("k", N), env.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run notify.py");
+    // Killed mid-stream, while oslo still publishes: some stored and
+    // acked, some dispatched but not acked, the rest still queued.
+    assert!(wait_until(Duration::from_secs(60), || names(&env).len() >= 50), "{}", c.log());
+    c.signal(libc::SIGKILL);
+    c.wait_exit(Duration::from_secs(10));
+    let before = names(&env).len();
+    let published = wait_until(Duration::from_secs(120), || matches!(publisher.try_wait(), Ok(Some(_))));
+    if !published {
+        let _ = publisher.kill();
+    }
+    assert!(publisher.wait().unwrap().success(), "notify.py failed");
+    assert!(before < N, "the kill came after everything was stored ({before})");
+    // The next run takes what the broker still holds (unacked ones were
+    // requeued when the connection died with the sensor).
+    let mut c = start(&env);
+    let ok = wait_until(Duration::from_secs(60), || {
+        let mut n = names(&env);
+        n.sort();
+        n.dedup();
+        n.len() >= N
+    });
+    let mut got = names(&env);
+    got.sort();
+    got.dedup();
+    assert!(ok, "{} of {N} after a kill -9 at {before}\n{}", got.len(), c.log());
+    let want: Vec<String> = {
+        let mut w: Vec<String> = (0..N).map(|k| format!("k-{k}")).collect();
+        w.sort();
+        w
+    };
+    assert_eq!(got, want);
+    assert!(c.terminate(Duration::from_secs(10)).success(), "{}", c.log());
 }
