@@ -18,12 +18,12 @@ fn refs(list: &Value) -> Vec<String> {
 }
 
 #[test]
-fn registers_core_and_examples_and_lists_them() {
+fn registers_core_examples_and_openstack_and_lists_them() {
     let env = Env::new(&["packs"]);
     let out = env.sensorctl(&["reload", "--register-all"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("Registered 2 packs,"), "{text}");
+    assert!(text.contains("Registered 3 packs,"), "{text}");
     assert!(
         text.contains(" sensors,")
             && text.contains(" trigger types,")
@@ -32,7 +32,7 @@ fn registers_core_and_examples_and_lists_them() {
     );
 
     let packs = refs(&env.sensorctl_json(&["pack", "list", "--json"]));
-    assert_eq!(packs, vec!["core", "examples"]);
+    assert_eq!(packs, vec!["core", "examples", "openstack"]);
 
     let sensors = env.sensorctl_json(&["sensor", "list", "--json"]);
     let by_ref = |r: &str| {
@@ -55,9 +55,13 @@ fn registers_core_and_examples_and_lists_them() {
     assert_eq!(passive["poll_interval"], Value::Null);
     assert_eq!(passive["trigger_types"][0], "examples.event");
     assert!(by_ref("examples.FileWatchSensor").is_some());
+    // Shipped disabled: it needs a broker and a build.
+    let listener = by_ref("openstack.NotificationListener").expect("listener listed");
+    assert_eq!(listener["enabled"], false);
+    assert_eq!(listener["trigger_types"][0], "openstack.notification");
     for s in sensors.as_array().unwrap() {
         assert!(Path::new(s["entry_point"].as_str().unwrap()).is_absolute());
-        assert_eq!(s["pack"], "examples");
+        assert!(s["pack"] == "examples" || s["pack"] == "openstack", "{s}");
     }
 
     let types = refs(&env.sensorctl_json(&["trigger-type", "list", "--json"]));
@@ -72,6 +76,7 @@ fn registers_core_and_examples_and_lists_them() {
         "examples.event",
         "examples.poll_event",
         "examples.file_watch.line",
+        "openstack.notification",
     ] {
         assert!(types.iter().any(|x| x == t), "{t} missing from {types:?}");
     }

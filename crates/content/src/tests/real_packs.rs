@@ -14,7 +14,7 @@ fn shipped_packs_load_without_errors() {
     assert!(report.failed_packs.is_empty());
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     // Each shipped pack directory must have been picked up.
-    for name in ["core", "examples"] {
+    for name in ["core", "examples", "openstack"] {
         if packs.join(name).join("pack.yaml").is_file() {
             assert!(
                 report.packs.iter().any(|p| p.pack.path.ends_with(name)),
