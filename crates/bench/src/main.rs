@@ -14,7 +14,9 @@
 //! webhook row drives the container's HTTP API with a hyper client in this
 //! process. The sink rows deliver to an HTTP server in this process and to
 //! a nats-server this program starts; the st2 row to a private RabbitMQ
-//! node it starts.
+//! node it starts. The openstack row runs the openstack pack's notification
+//! listener (`target/release/openstack-notification-listener`) off such a
+//! node, beside a lapin consumer in this process.
 
 mod limits;
 mod live;
@@ -93,7 +95,10 @@ fn parse_args() -> Result<Args> {
                      \x20                log,retention,python1,rust,python10,fairness,latency,startup,restart,webhooks,\n\
                      \x20                sinks (= sink-drain,sink-latency; --events instances per drain),\n\
                      \x20                st2 (the `st2` sink into a private RabbitMQ node; at most 100000 instances,\n\
-                     \x20                20000 with --quick)\n\
+                     \x20                20000 with --quick),\n\
+                     \x20                openstack (openstack.NotificationListener off a private RabbitMQ node beside a\n\
+                     \x20                raw lapin consumer; at most 100000 notifications, 20000 with --quick; needs\n\
+                     \x20                `cargo build --release -p openstack-notification-listener`)\n\
                      \x20                (the limits are always measured; the disk limits run with `log`)"
                 );
                 std::process::exit(0);
@@ -951,7 +956,7 @@ fn main() -> Result<()> {
 
     // --- the st2 sink (StackStorm's bus) --------------------------------------------
     if want("st2") {
-        match rows::st2::rabbitmq_binary() {
+        match rows::rabbit::rabbitmq_binary() {
             None => {
                 let why = "st2: rabbitmq-server not found ($SC_RABBITMQ_SERVER, /usr/lib/rabbitmq/bin/rabbitmq-server): install rabbitmq-server: scripts/install-peers.sh as root";
                 // Named in --only: the row was asked for and cannot run.
@@ -1018,6 +1023,78 @@ fn main() -> Result<()> {
                             int(lim.rate())
                         ),
                         path.rate() / lim.rate(),
+                        Better::Higher,
+                    ),
+                );
+            }
+        }
+    }
+
+    // --- the openstack pack's notification listener (oslo.messaging) ------------------
+    if want("openstack") {
+        let ready = match rows::rabbit::rabbitmq_binary() {
+            None => Err("openstack: rabbitmq-server not found ($SC_RABBITMQ_SERVER, /usr/lib/rabbitmq/bin/rabbitmq-server): install rabbitmq-server: scripts/install-peers.sh as root".to_string()),
+            Some(rabbit_bin) => match rows::openstack::listener_binary(&bins) {
+                Ok(listener_bin) => Ok((rabbit_bin, listener_bin)),
+                Err(e) => Err(format!("openstack: {e:#}")),
+            },
+        };
+        match ready {
+            Err(why) => {
+                // Named in --only: the row was asked for and cannot run.
+                if args.only.is_some() {
+                    bail!("{why}");
+                }
+                eprintln!("{why}; the openstack row is skipped");
+            }
+            Ok((rabbit_bin, listener_bin)) => {
+                let plan = rows::openstack::OpenstackPlan {
+                    notifications: n.min(if q { 20_000 } else { 100_000 }),
+                    max: Duration::from_secs(if q { 60 } else { 120 }),
+                };
+                eprintln!(
+                    "openstack: {} notifications through {} ({}) off a private RabbitMQ node, then a raw lapin consumer of the same bodies (each at most {:.0} s):",
+                    plan.notifications,
+                    rows::openstack::SENSOR_REF,
+                    listener_bin.display(),
+                    plan.max.as_secs_f64()
+                );
+                let o = rows::openstack::run(&bins, &rt, &rabbit_bin, &listener_bin, plan)?;
+                let (e, l) = (&o.listener, &o.limit);
+                let ratio = e.rate() / l.rate();
+                out.push(
+                    Row::new(
+                        format!(
+                            "(diagnostic) `{}` (the openstack pack's oslo.messaging listener, Rust SDK, `runner_type: exec`, run with `--sensor-ref`): {} `{}` notifications ({} B messaging v2 bodies) pre-filled with publisher confirms (at {} /s) into a private RabbitMQ node's non-durable queue `{}` (topic exchange `{}`) → {} durable `{}` instances, each message acked once its instance is durable, prefetch {}; from its `consuming` log line ({:.2} s after the container's start) to the last instance durable ({} records in the log after); CPU per notification: container {:.1} µs, listener {:.1} µs, rabbitmq-server {:.1} µs",
+                            rows::openstack::SENSOR_REF,
+                            int(o.notifications as f64),
+                            rows::openstack::EVENT_TYPE,
+                            o.body_bytes,
+                            int(o.fill_rate),
+                            rows::openstack::QUEUE,
+                            rows::openstack::EXCHANGE,
+                            int(e.stored as f64),
+                            rows::openstack::TRIGGER,
+                            rows::openstack::PREFETCH,
+                            e.consuming_after,
+                            int(o.records as f64),
+                            e.per(e.container_cpu),
+                            e.per(e.listener_cpu),
+                            e.per(e.broker_cpu)
+                        ),
+                        format!("{} /s", int(e.rate())),
+                    )
+                    .limit(
+                        format!(
+                            "raw lapin consumer in sc-bench of the same {} bodies (queue filled again): one connection, one channel, `basic.qos` {}, both JSON layers parsed (`serde_json::Value`), each message acked on its own, {:.2} s = {} /s (CPU per message: sc-bench {:.1} µs, rabbitmq-server {:.1} µs)",
+                            int(l.messages as f64),
+                            rows::openstack::PREFETCH,
+                            l.secs,
+                            int(l.rate()),
+                            1e6 * l.bench_cpu / l.messages.max(1) as f64,
+                            1e6 * l.broker_cpu / l.messages.max(1) as f64
+                        ),
+                        ratio,
                         Better::Higher,
                     ),
                 );
