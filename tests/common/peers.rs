@@ -247,13 +247,25 @@ pub struct NatsServer {
     _dir: tempfile::TempDir,
 }
 
-/// A free loopback TCP port (bound and released).
+/// A free loopback TCP port (bound and released), never the same one
+/// twice in this test process: parallel tests start brokers with several
+/// ports each, and a port released by one pick could otherwise be handed
+/// to another test before the first broker binds it (seen in CI: a TLS
+/// listener's port taken by another test's node).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 impl NatsServer {
