@@ -29,12 +29,22 @@ pub fn check_level(level: &str) -> Result<String, String> {
     ))
 }
 
+/// The filter for a plain level: lapin's own warnings (promise bookkeeping
+/// on every lost broker connection) are left out below `debug`; the sinks
+/// report the connection failures themselves. A directive is taken as is.
+fn directive_for(level: &str) -> String {
+    match level {
+        "error" | "warn" | "info" => format!("{level},lapin=error"),
+        other => other.to_string(),
+    }
+}
+
 /// Install the global subscriber. `level` is a level or a tracing directive.
 pub fn init(level: &str) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .or_else(|| EnvFilter::try_new(level).ok())
+        .or_else(|| EnvFilter::try_new(directive_for(level)).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
