@@ -152,39 +152,11 @@ fn ttl_secrets_scopes_and_protocol_checks() {
     ]);
     assert_eq!(stdout(&out).trim(), SECRET, "{}", stderr(&out));
 
-    // StackStorm semantics.
-    assert_eq!(r["missing"], Value::Null);
-    assert_eq!(r["delete_missing"], false);
-    assert_eq!(r["delete_present"], true);
+    // StackStorm semantics and the raw protocol's error codes.
     assert_eq!(r["global"], true);
-    assert_eq!(r["global_value"], "g");
-    let listed: Vec<&str> = r["listed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    assert!(
-        listed.contains(&"testpack.DatastoreProbe:sticky"),
-        "{listed:?}"
-    );
-    assert!(
-        listed
-            .iter()
-            .all(|n| n.starts_with("testpack.DatastoreProbe:")),
-        "local listing only: {listed:?}"
-    );
+    common::assert_datastore_probe_semantics(&r);
     assert!(r["scope_error"].as_str().unwrap().contains("user"));
     assert_eq!(r["user_info"]["username"], "stanley");
-
-    // The raw protocol rejects bad input with documented codes.
-    let raw = &r["raw"];
-    assert_eq!(raw["non_string_value"], -32602);
-    assert_eq!(raw["negative_ttl"], -32602);
-    assert_eq!(raw["float_ttl"], -32602);
-    assert_eq!(raw["empty_name"], -32020);
-    assert_eq!(raw["long_name"], -32020);
-    assert_eq!(raw["user_scope"], -32020);
 }
 
 #[test]

@@ -468,22 +468,9 @@ fn with_st2_datastore_sensors_keys_live_in_st2_with_the_same_semantics_and_error
     // Secrets: st2 encrypts (its key); ciphertext without decrypt.
     assert_ne!(r["cipher"].as_str().unwrap(), "PLAINTEXT-SECRET-7f3a9c");
     assert_eq!(r["plain"], true, "{r:#}");
-    // StackStorm semantics, through st2's API.
-    assert_eq!(r["missing"], Value::Null);
-    assert_eq!(r["delete_missing"], false);
-    assert_eq!(r["delete_present"], true);
-    assert_eq!(r["global_value"], "g");
-    let listed: Vec<&str> = r["listed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(listed.contains(&"testpack.DatastoreProbe:sticky"), "{listed:?}");
-    assert!(listed.iter().all(|n| n.starts_with("testpack.DatastoreProbe:")), "{listed:?}");
-    // The same error codes as the local datastore.
-    let raw = &r["raw"];
-    assert_eq!(raw["non_string_value"], -32602);
-    assert_eq!(raw["negative_ttl"], -32602);
-    assert_eq!(raw["float_ttl"], -32602);
-    assert_eq!(raw["empty_name"], -32020);
-    assert_eq!(raw["long_name"], -32020);
-    assert_eq!(raw["user_scope"], -32020);
+    // StackStorm semantics and the same error codes as the local
+    // datastore, through st2's API.
+    common::assert_datastore_probe_semantics(&r);
 
     // The keys are st2's (what `st2 key list` shows) — and not ours.
     let keys = api.keys();

@@ -512,3 +512,36 @@ pub fn build_sensor(package: &str) -> Vec<(String, String)> {
         ("RUST_SENSOR_PROFILE".to_string(), profile),
     ]
 }
+
+/// The StackStorm semantics and raw-protocol error codes every datastore
+/// (ours or st2's) must show in `testpack.DatastoreProbe`'s `probe.json`.
+pub fn assert_datastore_probe_semantics(r: &Value) {
+    assert_eq!(r["missing"], Value::Null);
+    assert_eq!(r["delete_missing"], false);
+    assert_eq!(r["delete_present"], true);
+    assert_eq!(r["global_value"], "g");
+    let listed: Vec<&str> = r["listed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&"testpack.DatastoreProbe:sticky"),
+        "{listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|n| n.starts_with("testpack.DatastoreProbe:")),
+        "local listing only: {listed:?}"
+    );
+    // The raw protocol rejects bad input with documented codes.
+    let raw = &r["raw"];
+    assert_eq!(raw["non_string_value"], -32602);
+    assert_eq!(raw["negative_ttl"], -32602);
+    assert_eq!(raw["float_ttl"], -32602);
+    assert_eq!(raw["empty_name"], -32020);
+    assert_eq!(raw["long_name"], -32020);
+    assert_eq!(raw["user_scope"], -32020);
+}

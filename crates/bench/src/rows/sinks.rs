@@ -731,6 +731,24 @@ pub(crate) fn wait_feeder_up(ws: &Workspace, c: &mut Running) -> Result<()> {
     )
 }
 
+/// Fill the log with `count` instances from the feeder while the sinks are
+/// paused (`paused` says which, for the progress line): (n, instances/s).
+pub(crate) fn fill_log(
+    ws: &Workspace,
+    c: &mut Running,
+    count: u64,
+    paused: &str,
+) -> Result<(u64, f64)> {
+    wait_feeder_up(ws, c)?;
+    let (n, t0, t1) = feed(ws, c, &format!("count {count}"), Duration::from_secs(600))?;
+    let fill_rate = n as f64 / (t1 - t0);
+    eprintln!(
+        "  log filled: {n} `{TRIGGER}` instances in {:.2} s ({fill_rate:.0}/s), {paused}",
+        t1 - t0
+    );
+    Ok((n, fill_rate))
+}
+
 /// Start the feeder with `go` (`count N` or `rate R SECS`) and wait for its
 /// result: (n, t0, t1), every dispatch acknowledged durable.
 pub(crate) fn feed(
@@ -1001,18 +1019,7 @@ pub fn drains(
     }
     let mut c = ws.start(&[], &[])?;
     c.wait_api(Duration::from_secs(30))?;
-    wait_feeder_up(&ws, &mut c)?;
-    let (n, t0, t1) = feed(
-        &ws,
-        &mut c,
-        &format!("count {}", plan.fill),
-        Duration::from_secs(600),
-    )?;
-    let fill_rate = n as f64 / (t1 - t0);
-    eprintln!(
-        "  log filled: {n} `{TRIGGER}` instances in {:.2} s ({fill_rate:.0}/s), every sink paused",
-        t1 - t0
-    );
+    let (n, fill_rate) = fill_log(&ws, &mut c, plan.fill, "every sink paused")?;
     let http_one = drain(&mut c, "http1", n, plan.max, Some(&server), None)?;
     let http_batch = drain(
         &mut c,

@@ -392,18 +392,7 @@ pub fn run(bins: &Bins, rt: &Runtime, rabbit_bin: &Path, plan: St2Plan) -> Resul
     ws.sensorctl(&["sink", "pause", "st2"])?;
     let mut c = ws.start(&[], &[])?;
     c.wait_api(Duration::from_secs(30))?;
-    sink_rows::wait_feeder_up(&ws, &mut c)?;
-    let (n, t0, t1) = sink_rows::feed(
-        &ws,
-        &mut c,
-        &format!("count {}", plan.fill),
-        Duration::from_secs(600),
-    )?;
-    let fill_rate = n as f64 / (t1 - t0);
-    eprintln!(
-        "  log filled: {n} `{TRIGGER}` instances in {:.2} s ({fill_rate:.0}/s), the sink paused",
-        t1 - t0
-    );
+    let (n, fill_rate) = sink_rows::fill_log(&ws, &mut c, plan.fill, "the sink paused")?;
     let broker_cpu = || rabbit.cpu_secs();
     let drain = sink_rows::drain(
         &mut c,
